@@ -1,0 +1,1 @@
+"""geosgm: score-based generative models of natural hazards on the sphere."""
