@@ -8,6 +8,7 @@ export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 60
 export DO_NOT_TRACK := 1
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
 .PHONY: install run test lint smoke clean-venv

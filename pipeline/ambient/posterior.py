@@ -1,0 +1,422 @@
+"""Rao-Blackwellized target :math:`r_\\sigma` for a von Mises-Fisher prior on :math:`S^d`, by quadrature.
+
+Setting (seed 002): :math:`Z \\sim q = \\mathrm{vMF}(\\mu, \\kappa)` on :math:`S^d \\subset \\mathbb{R}^D`
+(D = d + 1, density w.r.t. area), :math:`X = Z + \\sigma\\xi`, :math:`y = \\pi(X) = X/|X|` and the
+tangent target :math:`T_\\sigma = P_y(Z - X)/\\sigma^2 = P_y Z/\\sigma^2` (since :math:`P_y X = 0`).
+
+Reduction used here. Write :math:`X = \\rho y` (:math:`\\rho > 0`, Jacobian :math:`\\rho^d`).
+
+* Given X, the posterior of Z is again von Mises-Fisher, with natural parameter
+  :math:`v = \\kappa\\mu + X/\\sigma^2`, so :math:`E[Z | X] = A_D(|v|)\\, v/|v|` with
+  :math:`A_D(a) = I_{D/2}(a)/I_{D/2-1}(a)` and :math:`E[ZZ^T|X]` is known in closed form.
+* Given the direction y, the radius has density
+  :math:`p(\\rho | y) \\propto \\rho^d e^{-\\rho^2/(2\\sigma^2)}\\, \\Psi_D(|v_\\rho|)` with
+  :math:`v_\\rho = \\kappa\\mu + \\rho y/\\sigma^2` and
+  :math:`\\Psi_D(a) = \\int_{S^d} e^{a\\langle e, z\\rangle} dz = (2\\pi)^{D/2} I_{D/2-1}(a)/a^{D/2-1}`.
+
+Hence, with :math:`m = \\langle y, \\mu \\rangle` and :math:`P_y v_\\rho = \\kappa P_y \\mu`,
+
+.. math:: r_\\sigma(y) = E[T_\\sigma | \\pi(X) = y] = \\kappa P_y\\mu \\; g_\\sigma(m),
+   \\qquad g_\\sigma(m) = \\sigma^{-2} E_{\\rho | y}[A_D(a_\\rho)/a_\\rho],
+
+a one-dimensional quadrature in ρ (composite Gauss-Legendre), exact up to quadrature error. It
+is a gradient field: :math:`r_\\sigma = \\nabla_M \\Phi(m)` with :math:`\\Phi' = \\kappa g_\\sigma`.
+The same ρ-integral gives :math:`E[|T_\\sigma|^2 | y]` and the density of π(X) on :math:`S^d`.
+
+Everything here is NumPy/SciPy float64 (these are reference computations, not model code),
+except :func:`sample_vmf`, which is torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+from scipy import special
+from torch import Tensor
+
+FloatArray = NDArray[np.float64]
+
+_SMALL_A = 1e-8
+
+
+def log_vmf_partition(a: ArrayLike, D: int) -> FloatArray:
+    """Log of :math:`\\Psi_D(a) = \\int_{S^{D-1}} e^{a\\langle e, z\\rangle} dz` (area measure).
+
+    Args:
+        a: Concentrations :math:`a \\ge 0`, any shape.
+        D: Ambient dimension (the sphere is :math:`S^{D-1}`), D >= 2.
+
+    Returns:
+        Array of the same shape as ``a``.
+
+    Raises:
+        ValueError: If D < 2 or some a < 0.
+    """
+    if D < 2:
+        raise ValueError(f"ambient dimension D must be >= 2, got {D}")
+    a = np.asarray(a, dtype=np.float64)
+    if np.any(a < 0):
+        raise ValueError("concentrations must be >= 0")
+    nu = 0.5 * D - 1.0
+    log_area = math.log(2.0) + 0.5 * D * math.log(math.pi) - special.gammaln(0.5 * D)
+    safe = np.maximum(a, _SMALL_A)
+    big = 0.5 * D * math.log(2.0 * math.pi) + np.log(special.ive(nu, safe)) + safe - nu * np.log(safe)
+    # Series near 0: log Psi = log|S^{D-1}| + a^2 / (2D) + O(a^4).
+    small = log_area + a * a / (2.0 * D)
+    out: FloatArray = np.where(a < _SMALL_A, small, big)
+    return out
+
+
+def vmf_mean_resultant(a: ArrayLike, D: int) -> FloatArray:
+    """Mean resultant length :math:`A_D(a) = I_{D/2}(a)/I_{D/2-1}(a) = E\\langle z, \\mu\\rangle`.
+
+    Args:
+        a: Concentrations :math:`a \\ge 0`, any shape.
+        D: Ambient dimension (vMF on :math:`S^{D-1}`).
+
+    Returns:
+        Array of the same shape, values in [0, 1).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    safe = np.maximum(a, _SMALL_A)
+    ratio = special.ive(0.5 * D, safe) / special.ive(0.5 * D - 1.0, safe)
+    out: FloatArray = np.where(a < _SMALL_A, a / D, ratio)
+    return out
+
+
+def vmf_kappa_from_mean(mean: float, D: int) -> float:
+    """Concentration κ whose vMF on :math:`S^{D-1}` has :math:`E\\langle z,\\mu\\rangle` = ``mean``.
+
+    This is also the maximum-likelihood κ (known μ) of any law with that mean.
+
+    Args:
+        mean: Target mean of :math:`\\langle z, \\mu\\rangle`, in [0, 1).
+        D: Ambient dimension.
+
+    Returns:
+        κ >= 0 (0 when mean <= 0).
+
+    Raises:
+        ValueError: If mean >= 1.
+    """
+    from scipy.optimize import brentq
+
+    if mean >= 1.0:
+        raise ValueError(f"mean of <z, mu> must be < 1, got {mean}")
+    if mean <= 0.0:
+        return 0.0
+    hi = 1.0
+    while float(vmf_mean_resultant(hi, D)) < mean:
+        hi *= 2.0
+    return float(brentq(lambda k: float(vmf_mean_resultant(k, D)) - mean, 0.0, hi, xtol=1e-13))
+
+
+def vmf_score_sq_mean(kappa: float, d: int) -> float:
+    """:math:`E|\\nabla_M \\log q|^2 = \\kappa^2(1 - E\\langle z,\\mu\\rangle^2)` under vMF(μ, κ) on S^d.
+
+    On :math:`S^2` this is :math:`2\\kappa\\coth\\kappa - 2`. In general
+    :math:`E\\langle z,\\mu\\rangle^2 = 1 - d A_D(\\kappa)/\\kappa`.
+
+    Args:
+        kappa: Concentration > 0.
+        d: Sphere dimension.
+
+    Returns:
+        The expectation.
+    """
+    D = d + 1
+    return float(kappa * d * vmf_mean_resultant(kappa, D))
+
+
+@dataclass(frozen=True)
+class RadialQuadrature:
+    """Composite Gauss-Legendre rule on :math:`\\rho \\in [0, \\rho_{hi}]` for the fiber integral.
+
+    Attributes:
+        nodes: Array, shape (Q,).
+        weights: Array, shape (Q,).
+    """
+
+    nodes: FloatArray
+    weights: FloatArray
+
+
+def radial_quadrature(
+    sigma: float, d: int, kappa: float, panels_per_sigma: float = 2.0, order: int = 8
+) -> RadialQuadrature:
+    """Quadrature for :math:`\\int_0^\\infty (\\cdot)\\, d\\rho` against :math:`p(\\rho | y)`.
+
+    The radius posterior peaks near :math:`\\rho^* = (1 + \\sqrt{1 + 4d\\sigma^2})/2` with width
+    about σ; the rule covers :math:`[0, \\rho^* + \\kappa\\sigma^2 + 14\\sigma]` with panels of width
+    σ / ``panels_per_sigma`` and ``order`` Gauss-Legendre nodes each.
+
+    Args:
+        sigma: Noise level > 0.
+        d: Sphere dimension.
+        kappa: vMF concentration (shifts the peak by at most κσ²).
+        panels_per_sigma: Panels per σ.
+        order: Nodes per panel.
+
+    Returns:
+        The rule.
+
+    Raises:
+        ValueError: If sigma <= 0.
+    """
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    rho_star = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * d * sigma * sigma))
+    hi = rho_star + abs(kappa) * sigma * sigma + 14.0 * sigma
+    n_panels = max(4, math.ceil(hi / (sigma / panels_per_sigma)))
+    x, w = np.polynomial.legendre.leggauss(order)
+    edges = np.linspace(0.0, hi, n_panels + 1)
+    half = 0.5 * np.diff(edges)
+    mid = 0.5 * (edges[1:] + edges[:-1])
+    nodes = (mid[:, None] + half[:, None] * x[None, :]).ravel()
+    weights = (half[:, None] * w[None, :]).ravel()
+    return RadialQuadrature(nodes, weights)
+
+
+@dataclass(frozen=True)
+class FiberMoments:
+    """Conditional moments of the vMF ambient-noise model given :math:`\\pi(X) = y`.
+
+    All arrays have the shape of the ``m`` that was passed.
+
+    Attributes:
+        m: :math:`\\langle y, \\mu \\rangle`.
+        g: :math:`g_\\sigma(m)`, with :math:`r_\\sigma(y) = \\kappa g_\\sigma(m) P_y\\mu`.
+        t_sq: :math:`E[|T_\\sigma|^2 | \\pi(X) = y]`.
+        log_density: log density of π(X) at y w.r.t. the area of :math:`S^d`.
+    """
+
+    m: FloatArray
+    g: FloatArray
+    t_sq: FloatArray
+    log_density: FloatArray
+
+
+def fiber_moments(
+    m: ArrayLike, kappa: float, sigma: float, d: int, rule: RadialQuadrature | None = None
+) -> FiberMoments:
+    """Posterior quadrature over the fiber :math:`\\{\\rho y\\}` (see the module docstring).
+
+    Args:
+        m: :math:`\\langle y, \\mu\\rangle` values in [-1, 1], any shape.
+        kappa: vMF concentration >= 0.
+        sigma: Ambient noise level > 0.
+        d: Sphere dimension >= 1.
+        rule: Radial quadrature (default :func:`radial_quadrature`).
+
+    Returns:
+        The moments.
+
+    Raises:
+        ValueError: If d < 1 or m is outside [-1, 1].
+    """
+    if d < 1:
+        raise ValueError(f"sphere dimension must be >= 1, got {d}")
+    m_arr = np.asarray(m, dtype=np.float64)
+    if np.any(np.abs(m_arr) > 1.0 + 1e-12):
+        raise ValueError("m = <y, mu> must lie in [-1, 1]")
+    m_arr = np.clip(m_arr, -1.0, 1.0)
+    D = d + 1
+    q = rule if rule is not None else radial_quadrature(sigma, d, kappa)
+    s2 = sigma * sigma
+    rho = q.nodes.reshape((1,) * m_arr.ndim + (-1,))
+    mm = m_arr[..., None]
+    # |v_rho|^2 with v_rho = kappa mu + rho y / sigma^2.
+    a2 = kappa * kappa + 2.0 * kappa * rho * mm / s2 + (rho / s2) ** 2
+    a = np.sqrt(np.maximum(a2, 0.0))
+    # log p(rho, y) w.r.t. d rho x area(y) (normalised joint density of (|X|, pi(X))).
+    log_joint = (
+        d * np.log(rho)
+        - 0.5 * D * math.log(2.0 * math.pi * s2)
+        - (rho * rho + 1.0) / (2.0 * s2)
+        + log_vmf_partition(a, D)
+        - float(log_vmf_partition(kappa, D))
+    )
+    log_w = log_joint + np.log(q.weights)
+    top = np.max(log_w, axis=-1, keepdims=True)
+    w = np.exp(log_w - top)
+    norm = np.sum(w, axis=-1)
+    w = w / norm[..., None]
+    log_density: FloatArray = np.log(norm) + top[..., 0]
+    A = vmf_mean_resultant(a, D)
+    a_safe = np.maximum(a, _SMALL_A)
+    ratio = np.where(a < _SMALL_A, 1.0 / D, A / a_safe)  # A_D(a)/a, -> 1/D at 0
+    g: FloatArray = np.sum(w * ratio, axis=-1) / s2
+    # E[|P_y Z|^2 | X] = d A/a + (1 - <n, y>^2)(1 - D A/a), 1 - <n,y>^2 = kappa^2 (1-m^2)/a^2.
+    perp = np.where(a2 > 0, kappa * kappa * (1.0 - mm * mm) / np.maximum(a2, 1e-300), 0.0)
+    pz2 = d * ratio + perp * (1.0 - D * ratio)
+    t_sq: FloatArray = np.sum(w * pz2, axis=-1) / (s2 * s2)
+    return FiberMoments(m_arr, g, t_sq, log_density)
+
+
+def rb_target_vmf(
+    y: Tensor, mu: Tensor, kappa: float, sigma: float, rule: RadialQuadrature | None = None
+) -> Tensor:
+    """Exact Rao-Blackwellized target :math:`r_\\sigma(y)` for vMF(μ, κ) on :math:`S^d`.
+
+    Args:
+        y: Tensor, shape (B, D), points on :math:`S^d`.
+        mu: Tensor, shape (D,), unit mean direction.
+        kappa: Concentration.
+        sigma: Noise level.
+        rule: Radial quadrature (optional).
+
+    Returns:
+        Tensor, shape (B, D), tangent vectors at y (same dtype/device as y).
+    """
+    d = y.shape[-1] - 1
+    m = (y * mu).sum(-1)
+    mom = fiber_moments(m.detach().cpu().double().numpy(), kappa, sigma, d, rule)
+    g = torch.as_tensor(mom.g, dtype=y.dtype, device=y.device)
+    p_mu = mu - m[:, None] * y
+    return kappa * g[:, None] * p_mu
+
+
+def vmf_score(y: Tensor, mu: Tensor, kappa: float) -> Tensor:
+    """Riemannian score :math:`\\nabla_M\\log q(y) = \\kappa P_y\\mu` of vMF(μ, κ).
+
+    Args:
+        y: Tensor, shape (B, D), points on the sphere.
+        mu: Tensor, shape (D,), unit vector.
+        kappa: Concentration.
+
+    Returns:
+        Tensor, shape (B, D).
+    """
+    m = (y * mu).sum(-1, keepdim=True)
+    return kappa * (mu - m * y)
+
+
+def raw_tangent_factor_vmf(m: ArrayLike, kappa: float, sigma: float, d: int) -> FloatArray:
+    """Tangent part, at a manifold point, of the exact raw-target regression function.
+
+    At X = y on :math:`S^d` (|X| = 1) the posterior of Z is vMF with parameter
+    :math:`v = \\kappa\\mu + y/\\sigma^2`, so
+    :math:`P_y E[(Z - X)/\\sigma^2 | X = y] = \\kappa P_y\\mu\\; h_\\sigma(m)` with
+    :math:`h_\\sigma = A_D(|v|)/(|v|\\sigma^2) = 1 - \\sigma^2(d/2 + \\kappa m) + o(\\sigma^2)`:
+    the heat-smoothing bias :math:`b_q` only, no extrinsic term (compare :math:`g_\\sigma`, which
+    averages over the fiber).
+
+    Args:
+        m: :math:`\\langle y,\\mu\\rangle`, any shape.
+        kappa: Concentration.
+        sigma: Noise level > 0.
+        d: Sphere dimension.
+
+    Returns:
+        Array :math:`h_\\sigma(m)`, same shape.
+    """
+    m_arr = np.asarray(m, dtype=np.float64)
+    s2 = sigma * sigma
+    a = np.sqrt(kappa * kappa + 2.0 * kappa * m_arr / s2 + 1.0 / (s2 * s2))
+    out: FloatArray = vmf_mean_resultant(a, d + 1) / (a * s2)
+    return out
+
+
+def rb_expansion_coefficient(m: ArrayLike, kappa: float, d: int) -> FloatArray:
+    """Predicted σ² coefficient of :math:`g_\\sigma`: :math:`g_\\sigma = 1 + \\sigma^2 c(m) + o(\\sigma^2)`.
+
+    From seed 002's expansion :math:`r_\\sigma = \\nabla\\log q + \\sigma^2(b_q + g_{ext})` with
+    :math:`\\log q = \\kappa m`, :math:`\\Delta m = -d\\,m`: :math:`b_q = -(d/2 + \\kappa m)\\nabla\\log q`
+    and :math:`g_{ext} = (1 - d/2)\\nabla\\log q`, so :math:`c(m) = 1 - d - \\kappa m`.
+
+    Args:
+        m: :math:`\\langle y,\\mu\\rangle`.
+        kappa: Concentration.
+        d: Sphere dimension.
+
+    Returns:
+        Array of c(m).
+    """
+    out: FloatArray = 1.0 - d - kappa * np.asarray(m, dtype=np.float64)
+    return out
+
+
+def sphere_marginal_expectation(
+    f: Callable[[FloatArray], FloatArray], log_density: Callable[[FloatArray], FloatArray], d: int, n: int = 96
+) -> float:
+    """:math:`\\int_{S^d} f(\\langle y,\\mu\\rangle) p(y) dy` for zonal f and p, by Gauss-Jacobi in m.
+
+    Uses :math:`dy = |S^{d-1}| (1 - m^2)^{(d-2)/2} dm` (d >= 2) or two points per m (d = 1,
+    :math:`dy = 2(1-m^2)^{-1/2} dm`).
+
+    Args:
+        f: Vectorised function of m.
+        log_density: Vectorised log density of the zonal law, function of m.
+        d: Sphere dimension >= 1.
+        n: Number of nodes.
+
+    Returns:
+        The integral.
+    """
+    alpha = 0.5 * (d - 2)
+    x, w = special.roots_jacobi(n, alpha, alpha)
+    if d == 1:
+        area_lower = 2.0  # S^0 has two points
+    else:
+        area_lower = 2.0 * math.pi ** (0.5 * d) / math.gamma(0.5 * d)
+    return float(area_lower * np.sum(w * np.exp(log_density(x)) * f(x)))
+
+
+def sample_vmf(mu: Tensor, kappa: float, n: int, generator: torch.Generator | None = None) -> Tensor:
+    """Exact draws from vMF(μ, κ) on :math:`S^{D-1}` (Wood 1994; inverse CDF on :math:`S^2`).
+
+    Args:
+        mu: Tensor, shape (D,), unit mean direction (sets dtype and device).
+        kappa: Concentration >= 0.
+        n: Number of draws.
+        generator: Random generator on mu's device.
+
+    Returns:
+        Tensor, shape (n, D).
+
+    Raises:
+        ValueError: If kappa < 0 or D < 2.
+    """
+    D = mu.shape[-1]
+    if kappa < 0 or D < 2:
+        raise ValueError(f"need kappa >= 0 and D >= 2, got kappa={kappa}, D={D}")
+    opts = {"dtype": mu.dtype, "device": mu.device}
+    if kappa == 0:
+        w = torch.randn(n, D, generator=generator, **opts)  # type: ignore[arg-type]
+        return w / w.norm(dim=-1, keepdim=True)
+    if D == 3:
+        u = torch.rand(n, generator=generator, **opts)  # type: ignore[arg-type]
+        w = 1.0 + torch.log(u + (1.0 - u) * math.exp(-2.0 * kappa)) / kappa
+    else:
+        dm1 = D - 1.0
+        b = dm1 / (2.0 * kappa + math.sqrt(4.0 * kappa * kappa + dm1 * dm1))
+        x0 = (1.0 - b) / (1.0 + b)
+        c = kappa * x0 + dm1 * math.log(1.0 - x0 * x0)
+        out = torch.empty(0, **opts)  # type: ignore[arg-type]
+        while out.shape[0] < n:
+            k = 2 * (n - out.shape[0]) + 16
+            zb = _beta_sample(0.5 * dm1, k, generator, mu)
+            u = torch.rand(k, generator=generator, **opts)  # type: ignore[arg-type]
+            wk = (1.0 - (1.0 + b) * zb) / (1.0 - (1.0 - b) * zb)
+            ok = kappa * wk + dm1 * torch.log(1.0 - x0 * wk) - c >= torch.log(u)
+            out = torch.cat([out, wk[ok]])
+        w = out[:n]
+    v = torch.randn(n, D, generator=generator, **opts)  # type: ignore[arg-type]
+    v = v - (v @ mu)[:, None] * mu
+    v = v / v.norm(dim=-1, keepdim=True)
+    return w[:, None] * mu + torch.sqrt(torch.clamp(1.0 - w * w, min=0.0))[:, None] * v
+
+
+def _beta_sample(a: float, n: int, generator: torch.Generator | None, like: Tensor) -> Tensor:
+    """Symmetric Beta(a, a) draws from a seeded generator (via a chi-square ratio)."""
+    k = max(1, round(2 * a))
+    if abs(k - 2 * a) > 1e-12:
+        raise ValueError(f"Beta(a, a) sampler needs 2a integer, got a={a}")
+    g1 = torch.randn(n, k, generator=generator, dtype=like.dtype, device=like.device).pow(2).sum(-1)
+    g2 = torch.randn(n, k, generator=generator, dtype=like.dtype, device=like.device).pow(2).sum(-1)
+    return g1 / (g1 + g2)

@@ -1,0 +1,146 @@
+"""The ``geosgm`` console command.
+
+Sub-commands are thin: each parses its arguments and calls the library. Heavy imports
+(torch, prefect, cartopy) happen inside the sub-command so ``geosgm --help`` stays fast.
+
+Exit codes: 0 success, 1 a failure of the work itself (a stage failed, bad input),
+2 a usage error (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+
+
+def _repo_dir(arg: str | None) -> Path:
+    path = Path(arg) if arg else Path.cwd()
+    if not (path / "dvc.yaml").is_file():
+        raise SystemExit(f"geosgm: {path} is not a geosgm project (no dvc.yaml)")
+    return path
+
+
+def _dvc_executable() -> str:
+    exe = Path(sys.executable).with_name("dvc")
+    if exe.is_file():
+        return str(exe)
+    found = shutil.which("dvc")
+    if found is None:
+        raise SystemExit("geosgm: the dvc executable was not found next to python or on PATH")
+    return found
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    repo = _repo_dir(args.repo)
+    cmd = [_dvc_executable(), "repro"]
+    if args.force:
+        cmd.append("--force")
+    cmd.extend(args.targets)
+    print("geosgm run: " + " ".join(cmd[1:]), flush=True)
+    rc = subprocess.call(cmd, cwd=repo)
+    if rc != 0:
+        print(f"geosgm run: dvc repro failed with exit code {rc}", file=sys.stderr)
+        return EXIT_FAILED
+    return _cmd_metrics(args)
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from pipeline.evaluation import format_nll_table
+
+    repo = _repo_dir(args.repo)
+    summary_path = repo / "reports" / "metrics" / "summary.json"
+    if not summary_path.is_file():
+        print(f"geosgm metrics: {summary_path} does not exist yet (run `geosgm run`)")
+        return EXIT_FAILED
+    summary = json.loads(summary_path.read_text())
+    print(format_nll_table(summary))
+    return EXIT_OK
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from pipeline.reporting import compare_revisions
+
+    repo = _repo_dir(args.repo)
+    print(compare_revisions(repo, args.rev_a, args.rev_b))
+    return EXIT_OK
+
+
+def _cmd_refresh(args: argparse.Namespace) -> int:
+    from pipeline.flows.settings import apply_prefect_defaults
+
+    apply_prefect_defaults(_repo_dir(args.repo))
+    from pipeline.flows.refresh import refresh
+
+    result = refresh(_repo_dir(args.repo), run_repro=not args.no_repro)
+    print(result.summary() if hasattr(result, "summary") else result)
+    return EXIT_OK if getattr(result, "ok", True) else EXIT_FAILED
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from pipeline.flows.settings import apply_prefect_defaults
+
+    apply_prefect_defaults(_repo_dir(args.repo))
+    from pipeline.flows.deploy import serve
+
+    serve(_repo_dir(args.repo), cron=args.cron)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Builds the argument parser of ``geosgm``."""
+    parser = argparse.ArgumentParser(
+        prog="geosgm",
+        description=(
+            "Score-based generative models of natural-hazard locations on the sphere: "
+            "a DVC pipeline run by Prefect."
+        ),
+    )
+    parser.add_argument("--repo", default=None, help="project directory (default: cwd)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the whole pipeline (dvc repro), then print the table")
+    run.add_argument("targets", nargs="*", help="optional dvc stage names to reproduce")
+    run.add_argument("--force", action="store_true", help="rerun stages even if up to date")
+    run.set_defaults(func=_cmd_run)
+
+    metrics = sub.add_parser("metrics", help="print the test-NLL table beside the published one")
+    metrics.set_defaults(func=_cmd_metrics)
+
+    compare = sub.add_parser("compare", help="compare the metrics of two git revisions")
+    compare.add_argument("rev_a", help="older revision (e.g. HEAD~1)")
+    compare.add_argument("rev_b", help="newer revision (e.g. HEAD or workspace)")
+    compare.set_defaults(func=_cmd_compare)
+
+    refresh = sub.add_parser(
+        "refresh", help="ingest new files from data/incoming/, rerun what changed, record version"
+    )
+    refresh.add_argument("--no-repro", action="store_true", help="merge data only, skip dvc repro")
+    refresh.set_defaults(func=_cmd_refresh)
+
+    serve = sub.add_parser("serve", help="serve the refresh flow on a cron schedule (Prefect)")
+    serve.add_argument("--cron", default="0 3 * * *", help="cron schedule (default: 03:00 daily)")
+    serve.set_defaults(func=_cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``geosgm`` console command."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("geosgm: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""The model variants of geosgm, built from plain config dicts.
+
+One place maps a model name to its network, its training loss and the score field that the
+sampler and the likelihood use:
+
+| name | network input | training target | score field at heat time s |
+|---|---|---|---|
+| ``rsgm`` | x ∈ M, t | exact heat-kernel score (DSM) | P_x net(x, t) |
+| ``ambient_raw`` | X = Z + σξ, σ | (Z − X)/σ² | tangent part at x, σ = √s |
+| ``ambient_rb`` | π(X), σ | P_{π(X)}(Z − X)/σ² | tangent part at x, σ = √s |
+| ``ambient_rb_corrected`` | (the ``ambient_rb`` weights) | (none: no retraining) | ŝ − σ²(½W_H − Ric♯)ŝ |
+
+A config dict has the keys ``manifold`` (``{"name": "sphere", "dim": 2}``), ``schedule``
+(see :func:`pipeline.sde.make_schedule`), ``network`` (:class:`pipeline.models.MLPConfig`
+fields) and ``loss``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from torch import Tensor, nn
+
+from pipeline.geometry import Euclidean, FlatTorus, Manifold, Sphere
+from pipeline.sde.schedules import BetaSchedule, make_schedule
+
+ScoreFn = Callable[[Tensor, Tensor], Tensor]
+LossFn = Callable[..., Tensor]
+
+MODEL_KINDS: tuple[str, ...] = ("rsgm", "ambient_raw", "ambient_rb", "ambient_rb_corrected")
+"""Every model name; all but the last are trained."""
+
+TRAINED_FROM: dict[str, str] = {
+    "rsgm": "rsgm",
+    "ambient_raw": "ambient_raw",
+    "ambient_rb": "ambient_rb",
+    "ambient_rb_corrected": "ambient_rb",
+}
+"""Which trained checkpoint each model uses (the corrected model reuses ``ambient_rb``)."""
+
+
+def check_kind(kind: str) -> str:
+    """Return ``kind`` if it is a known model name.
+
+    Raises:
+        ValueError: If it is not.
+    """
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model {kind!r}; known: {', '.join(MODEL_KINDS)}")
+    return kind
+
+
+def build_manifold(cfg: Mapping[str, Any] | None) -> Manifold:
+    """Manifold from ``{"name": "sphere"|"torus"|"euclidean", "dim": int}`` (default S²).
+
+    Raises:
+        ValueError: On an unknown name.
+    """
+    cfg = dict(cfg or {"name": "sphere", "dim": 2})
+    name = str(cfg.get("name", "sphere"))
+    dim = int(cfg.get("dim", 2))
+    if name == "sphere":
+        return Sphere(dim)
+    if name == "torus":
+        return FlatTorus(dim)
+    if name == "euclidean":
+        return Euclidean(dim)
+    raise ValueError(f"unknown manifold {name!r}; known: sphere, torus, euclidean")
+
+
+def build_schedule(cfg: Mapping[str, Any]) -> BetaSchedule:
+    """β schedule from its config (see :func:`pipeline.sde.make_schedule`)."""
+    return make_schedule(dict(cfg))
+
+
+def build_network(kind: str, cfg: Mapping[str, Any], manifold: Manifold) -> nn.Module:
+    """The trainable module of a model variant.
+
+    Args:
+        kind: A name of :data:`MODEL_KINDS`.
+        cfg: Model config (uses ``network``).
+        manifold: The manifold.
+
+    Returns:
+        The module whose weights the trainer optimises and the checkpoints hold.
+    """
+    kind = check_kind(kind)
+    network = dict(cfg.get("network", {}))
+    if kind == "rsgm":
+        from pipeline.models import build_score_model
+
+        return build_score_model(manifold, network)
+    from pipeline.ambient.models import build_ambient_model
+
+    return build_ambient_model(kind, manifold, network)
+
+
+def build_loss(
+    kind: str, cfg: Mapping[str, Any], manifold: Manifold, schedule: BetaSchedule
+) -> LossFn:
+    """Training loss ``loss_fn(model, x0 (B, D), generator) -> scalar`` of a variant.
+
+    Raises:
+        ValueError: For ``ambient_rb_corrected``, which is never trained.
+    """
+    kind = check_kind(kind)
+    loss_cfg = dict(cfg.get("loss", {}))
+    if kind == "rsgm":
+        from pipeline.losses import make_rsgm_loss
+
+        return make_rsgm_loss(loss_cfg, manifold, schedule)
+    if kind == "ambient_rb_corrected":
+        raise ValueError("ambient_rb_corrected is not trained: it reuses the ambient_rb weights")
+    from pipeline.ambient.models import make_ambient_loss
+
+    return make_ambient_loss(kind, loss_cfg, manifold, schedule)
+
+
+def score_field(
+    kind: str, net: nn.Module, manifold: Manifold, schedule: BetaSchedule
+) -> ScoreFn:
+    """The Riemannian score field ``score_fn(x (B, D), t (B,)) -> (B, D)`` of a trained model.
+
+    Args:
+        kind: A name of :data:`MODEL_KINDS`.
+        net: The trained module (from :func:`build_network` with the checkpoint loaded).
+        manifold: The manifold.
+        schedule: β schedule (ambient models are queried at σ = √s(t)).
+
+    Returns:
+        A callable, differentiable in x.
+    """
+    kind = check_kind(kind)
+    if kind == "rsgm":
+        return net
+    from pipeline.ambient.models import AmbientScoreModel, ambient_score_field
+
+    if not isinstance(net, AmbientScoreModel):
+        raise TypeError(f"model {kind!r} needs an AmbientScoreModel, got {type(net).__name__}")
+    return ambient_score_field(net, kind, manifold, schedule)

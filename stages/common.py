@@ -1,0 +1,71 @@
+"""Helpers shared by the stage entry points: params loading and per-catalogue config merging.
+
+Nothing in params is evaluated as code: YAML is read with ``yaml.safe_load`` and values are
+plain numbers, strings, lists and mappings.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PARAMS_FILE = Path("params.yaml")
+
+
+def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
+    """Read the whole params file (``yaml.safe_load``).
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If it is not a mapping.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: params file not found (run from the project root)")
+    params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return params
+
+
+def section(params: Mapping[str, Any], name: str, where: Path = PARAMS_FILE) -> dict[str, Any]:
+    """One top-level section of the params, as a dict.
+
+    Raises:
+        KeyError: If the section is missing or not a mapping.
+    """
+    value = params.get(name)
+    if not isinstance(value, Mapping):
+        raise KeyError(f"{where}: no '{name}:' section")
+    return dict(value)
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Recursively merge ``override`` onto a copy of ``base`` (mappings merge, others replace)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in (override or {}).items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def write_json_atomic(obj: Any, path: Path) -> None:
+    """Write JSON to ``path`` atomically (temporary file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=2, sort_keys=False)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

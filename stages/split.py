@@ -1,0 +1,107 @@
+"""DVC stage ``split@<catalogue>``: train/val/test labels for every seed.
+
+Reads the ``split`` section of params.yaml::
+
+    split:
+      protocol: rsgm          # rsgm (published labels) | hash (append-stable)
+      seeds: [0, 1, 2, 3, 4]
+      fractions: [0.8, 0.1, 0.1]
+
+and writes ``<splits-dir>/<name>.csv`` with columns ``event, seed0..seed4`` (values
+``train``/``val``/``test``), one row per event of ``<processed-dir>/<name>.nc``.
+
+Usage::
+
+    python -m stages.split --catalogue volcano
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.data.errors import CatalogueError
+from pipeline.data.io import load_processed
+from pipeline.data.splits import PARTS, make_split, published_labels_path, write_split
+
+SECTION = "split"
+
+
+def load_section(params_path: Path, section: str) -> Mapping[str, Any]:
+    """Load one top-level section of a params file.
+
+    Args:
+        params_path: The YAML params file.
+        section: Top-level key.
+
+    Returns:
+        The section mapping.
+
+    Raises:
+        CatalogueError: If the file is missing or has no such mapping section.
+    """
+    if not params_path.is_file():
+        raise CatalogueError(f"{params_path}: params file not found")
+    params = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
+    value = params.get(section) if isinstance(params, dict) else None
+    if not isinstance(value, Mapping):
+        raise CatalogueError(f"{params_path}: no '{section}:' section")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line of the stage."""
+    parser = argparse.ArgumentParser(prog="python -m stages.split", description=__doc__)
+    parser.add_argument("--catalogue", required=True, help="catalogue name")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--processed-dir", type=Path, default=Path("data/processed"))
+    parser.add_argument("--published-dir", type=Path, default=Path("data/published_splits"))
+    parser.add_argument("--splits-dir", type=Path, default=Path("data/splits"))
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict[str, dict[str, int]]:
+    """Split one catalogue; return the part sizes per seed column.
+
+    Raises:
+        CatalogueError: On bad params or a split that does not fit the catalogue.
+    """
+    section = load_section(args.params, SECTION)
+    missing = [k for k in ("protocol", "seeds", "fractions") if k not in section]
+    if missing:
+        raise CatalogueError(f"{args.params}: missing split keys {missing}")
+    ds = load_processed(args.processed_dir / f"{args.catalogue}.nc")
+    table = make_split(
+        str(section["protocol"]),
+        ds["lat"].to_numpy(),
+        ds["lon"].to_numpy(),
+        seeds=[int(s) for s in section["seeds"]],
+        fractions=[float(f) for f in section["fractions"]],
+        labels_path=published_labels_path(args.published_dir, args.catalogue),
+    )
+    write_split(table, args.splits_dir / f"{args.catalogue}.csv")
+    sizes = {
+        col: {part: int((table[col] == part).sum()) for part in PARTS} for col in table.columns[1:]
+    }
+    print(f"split {args.catalogue} ({section['protocol']}): {sizes}")
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns 0 on success, 1 on a catalogue/split error (message on stderr)."""
+    args = parse_args(argv)
+    try:
+        run(args)
+    except CatalogueError as exc:
+        print(f"split: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

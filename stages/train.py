@@ -1,0 +1,180 @@
+"""DVC stage ``train@<catalogue>-<model>``: train one model variant on one catalogue, every seed.
+
+Reads the ``train`` section of params.yaml. The config of a (catalogue, model) pair is
+``train.common`` deep-merged with ``train.<model>`` and then ``train.overrides.<catalogue>``.
+Seeds fan out as Prefect tasks on the runner in ``train.runner`` (threads, processes or a Dask
+cluster). Each seed writes ``data/models/<catalogue>/<model>/seed<k>/`` (checkpoint + model
+card); an interrupted run resumes from its last checkpoint when the config is unchanged.
+
+Usage::
+
+    python -m stages.train --catalogue earthquake --model rsgm
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from stages.common import deep_merge, load_params, section
+
+SECTION = "train"
+TRAINER_KEYS = (
+    "steps",
+    "max_seconds",
+    "batch_size",
+    "lr",
+    "warmup_steps",
+    "lr_schedule",
+    "ema_decay",
+    "grad_clip",
+    "checkpoint_every",
+    "log_every",
+    "device",
+)
+
+
+def model_config(train_params: dict[str, Any], catalogue: str, model: str) -> dict[str, Any]:
+    """Merged config of one (catalogue, model) pair: common <- model <- catalogue override.
+
+    Raises:
+        KeyError: If the model has no section under ``train``.
+    """
+    if model not in train_params:
+        raise KeyError(f"params.yaml: no 'train.{model}:' section for model {model!r}")
+    cfg = deep_merge(train_params.get("common", {}), train_params[model])
+    overrides = train_params.get("overrides") or {}
+    return deep_merge(cfg, overrides.get(catalogue))
+
+
+def _same_config(model_dir: Path, kind: str, config: dict[str, Any]) -> bool:
+    card = model_dir / "model.json"
+    if not card.is_file():
+        return False
+    saved = json.loads(card.read_text())
+    return bool(saved.get("kind") == kind and saved.get("config") == config)
+
+
+def train_seed(
+    seed: int,
+    *,
+    catalogue: str,
+    model: str,
+    config: dict[str, Any],
+    processed: str,
+    split_csv: str,
+    models_dir: str,
+    torch_threads: int,
+) -> dict[str, Any]:
+    """Train one seed (module-level so process and Dask runners can pickle it).
+
+    Returns:
+        ``{"seed", "steps", "train_seconds", "resumed_from", "loss_history"}``.
+    """
+    import torch
+
+    from pipeline import zoo
+    from pipeline.data.splits import load_split
+    from pipeline.evaluation import write_model_card
+    from pipeline.training import TrainConfig, train
+
+    torch.set_num_threads(max(1, torch_threads))
+    out_dir = Path(models_dir) / catalogue / model / f"seed{seed}"
+    if out_dir.exists() and not _same_config(out_dir, model, config):
+        # A checkpoint of another config must not be resumed.
+        shutil.rmtree(out_dir)
+    write_model_card(out_dir, model, config)
+    parts = load_split(processed, split_csv, seed)
+    data = torch.as_tensor(parts["train"], dtype=torch.float32)
+    torch.manual_seed(seed)
+    manifold = zoo.build_manifold(config.get("manifold"))
+    schedule = zoo.build_schedule(config["schedule"])
+    net = zoo.build_network(model, config, manifold)
+    loss_fn = zoo.build_loss(model, config, manifold, schedule)
+    optim = {k: v for k, v in config.get("optim", {}).items() if k in TRAINER_KEYS}
+    cfg = TrainConfig.from_dict({**optim, "seed": seed})
+    result = train(net, loss_fn, data, cfg, out_dir, progress=sys.stderr.isatty())
+    return {
+        "seed": seed,
+        "steps": result.steps,
+        "train_seconds": result.wall_seconds,
+        "resumed_from": result.resumed_from,
+        "loss_history": [[int(s), float(v)] for s, v in result.loss_history],
+    }
+
+
+def write_loss_csv(results: list[dict[str, Any]], path: Path) -> None:
+    """Training-loss curves of every seed as one long CSV (``seed,step,loss``) for dvc plots."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["seed", "step", "loss"])
+        for res in results:
+            for step, loss in res["loss_history"]:
+                writer.writerow([res["seed"], step, f"{loss:.6g}"])
+    tmp.replace(path)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line of the stage."""
+    parser = argparse.ArgumentParser(prog="python -m stages.train", description=__doc__)
+    parser.add_argument("--catalogue", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--processed-dir", type=Path, default=Path("data/processed"))
+    parser.add_argument("--splits-dir", type=Path, default=Path("data/splits"))
+    parser.add_argument("--models-dir", type=Path, default=Path("data/models"))
+    parser.add_argument("--plots-dir", type=Path, default=Path("reports/plots/loss"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train every seed of one (catalogue, model); return the exit code."""
+    args = parse_args(argv)
+    from pipeline.flows.settings import apply_prefect_defaults
+
+    apply_prefect_defaults()
+    from pipeline import zoo
+    from pipeline.flows.fanout import run_seeds
+
+    params = load_params(args.params)
+    train_params = section(params, SECTION, args.params)
+    model = zoo.check_kind(args.model)
+    config = model_config(train_params, args.catalogue, model)
+    seeds = [int(s) for s in train_params["seeds"]]
+    fn = functools.partial(
+        train_seed,
+        catalogue=args.catalogue,
+        model=model,
+        config=config,
+        processed=str(args.processed_dir / f"{args.catalogue}.nc"),
+        split_csv=str(args.splits_dir / f"{args.catalogue}.csv"),
+        models_dir=str(args.models_dir),
+        torch_threads=int(train_params.get("torch_threads", 1)),
+    )
+    results = run_seeds(
+        fn,
+        seeds,
+        runner_spec=train_params.get("runner"),
+        flow_name=f"train-{args.catalogue}-{model}",
+    )
+    write_loss_csv(results, args.plots_dir / args.catalogue / f"{model}.csv")
+    for res in results:
+        print(
+            f"train {args.catalogue}/{model} seed {res['seed']}: {res['steps']} steps in "
+            f"{res['train_seconds']:.0f} s, final loss {res['loss_history'][-1][1]:.4f}"
+            if res["loss_history"]
+            else f"train {args.catalogue}/{model} seed {res['seed']}: {res['steps']} steps"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

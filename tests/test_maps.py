@@ -1,0 +1,196 @@
+"""Tests for pipeline.maps: grids, exact cell areas, CF netCDF output and offline cartopy maps."""
+
+from __future__ import annotations
+
+import math
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipeline.geometry.coords import latlon_to_xyz
+from pipeline.maps import (
+    UNIFORM_LOG_DENSITY,
+    OfflineDataError,
+    configure_offline_cartopy,
+    draw_density_map,
+    grid_cell_areas,
+    grid_normalization,
+    latlon_grid,
+    write_density_netcdf,
+)
+
+NATURALEARTH = Path(__file__).resolve().parents[1] / "data" / "naturalearth"
+
+
+@pytest.fixture
+def restore_cartopy_config() -> Iterator[None]:
+    """Undo the global cartopy configuration a test makes."""
+    import cartopy
+
+    saved_dir = cartopy.config["pre_existing_data_dir"]
+    saved_downloaders = dict(cartopy.config["downloaders"])
+    yield
+    cartopy.config["pre_existing_data_dir"] = saved_dir
+    cartopy.config["downloaders"].clear()
+    cartopy.config["downloaders"].update(saved_downloaders)
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Make any socket connection or cartopy download fail loudly and record the attempt."""
+    import cartopy.io
+
+    attempts: list[Any] = []
+
+    def refuse_connect(self: socket.socket, address: Any) -> None:
+        attempts.append(("connect", address))
+        raise OSError(f"network access attempted during a map test: {address}")
+
+    def refuse_download(self: Any, target_path: Any, format_dict: Any) -> None:
+        attempts.append(("download", format_dict))
+        raise OSError(f"cartopy download attempted: {format_dict}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse_connect)
+    monkeypatch.setattr(cartopy.io.Downloader, "acquire_resource", refuse_download)
+    return attempts
+
+
+def _vmf_mixture_logp(xyz: np.ndarray) -> np.ndarray:
+    """Log-density of an equal mixture of two von Mises-Fisher laws on S² (closed form)."""
+    mus = np.asarray(latlon_to_xyz(np.array([35.0, -10.0]), np.array([139.0, -75.0])))
+    kappa = np.array([30.0, 8.0])
+    log_c = np.log(kappa) - np.log(2.0 * np.pi) - kappa - np.log1p(-np.exp(-2.0 * kappa))
+    comp = log_c[None, :] + kappa[None, :] * (xyz @ mus.T)
+    return np.logaddexp.reduce(comp + np.log(0.5), axis=1)
+
+
+def test_latlon_grid_cell_centres_and_row_major_points() -> None:
+    lat, lon, xyz = latlon_grid(6, 8)
+    np.testing.assert_allclose(lat, [-75.0, -45.0, -15.0, 15.0, 45.0, 75.0])
+    np.testing.assert_allclose(lon, -180.0 + 22.5 + 45.0 * np.arange(8))
+    assert xyz.shape == (48, 3) and xyz.dtype == np.float64
+    np.testing.assert_allclose(np.linalg.norm(xyz, axis=1), 1.0, atol=1e-15)
+    # row-major: point (i, j) is latitude i, longitude j
+    i, j = 4, 3
+    expected = np.asarray(latlon_to_xyz(lat[i], lon[j]))
+    np.testing.assert_allclose(xyz[i * 8 + j], expected, atol=1e-15)
+    assert np.all(lon >= -180.0) and np.all(lon < 180.0)
+    with pytest.raises(ValueError, match="n_lat >= 1"):
+        latlon_grid(0, 4)
+
+
+def test_cell_areas_are_exact_and_tile_the_sphere() -> None:
+    lat, lon, _ = latlon_grid(7, 5)
+    areas = grid_cell_areas(lat, lon)
+    assert areas.shape == (7, 5)
+    assert math.isclose(float(areas.sum()), 4.0 * math.pi, rel_tol=1e-13)
+    # first row: a polar cap slice between -90 and -90 + 180/7 degrees, 72 degrees wide
+    cap = (2.0 * math.pi / 5.0) * (math.sin(math.radians(-90.0 + 180.0 / 7.0)) + 1.0)
+    assert math.isclose(float(areas[0, 0]), cap, rel_tol=1e-13)
+
+
+def test_grid_normalization_uniform_is_one_and_vmf_mixture_close_to_one() -> None:
+    lat, lon, xyz = latlon_grid(90, 180)
+    uniform = np.full((90, 180), UNIFORM_LOG_DENSITY)
+    assert math.isclose(grid_normalization(lat, lon, uniform), 1.0, rel_tol=1e-13)
+    logp = _vmf_mixture_logp(xyz).reshape(90, 180)
+    # midpoint rule on a 2-degree grid: error O(h^2 * kappa) for the kappa = 30 bump
+    assert abs(grid_normalization(lat, lon, logp) - 1.0) < 2e-3
+    with pytest.raises(ValueError, match="expected"):
+        grid_normalization(lat, lon, uniform[:, :10])
+
+
+def test_write_density_netcdf_round_trip_with_cf_metadata(tmp_path: Path) -> None:
+    import xarray as xr
+
+    lat, lon, xyz = latlon_grid(12, 24)
+    logp = _vmf_mixture_logp(xyz).reshape(12, 24)
+    out = write_density_netcdf(
+        tmp_path / "sub" / "map.nc",
+        lat,
+        lon,
+        logp,
+        {"catalogue": "volcano", "rtol": 1e-5, "model_config": {"width": 256}, "exact": True},
+    )
+    assert sorted(p.name for p in out.parent.iterdir()) == ["map.nc"]  # no temp file left
+    with xr.open_dataset(out) as ds:
+        np.testing.assert_array_equal(ds["log_density"].values, logp)
+        np.testing.assert_array_equal(ds["lat"].values, lat)
+        np.testing.assert_array_equal(ds["lon"].values, lon)
+        assert ds["log_density"].dims == ("lat", "lon")
+        assert ds["lat"].attrs["units"] == "degrees_north"
+        assert ds["lon"].attrs["units"] == "degrees_east"
+        assert ds["lat"].attrs["standard_name"] == "latitude"
+        assert ds.attrs["Conventions"] == "CF-1.8"
+        assert ds.attrs["catalogue"] == "volcano"
+        assert ds.attrs["rtol"] == 1e-5
+        assert ds.attrs["model_config"] == '{"width": 256}'
+        assert ds.attrs["exact"] == 1
+    with pytest.raises(ValueError, match="expected"):
+        write_density_netcdf(tmp_path / "bad.nc", lat, lon, logp.T)
+    with pytest.raises(TypeError, match="unsupported"):
+        write_density_netcdf(tmp_path / "bad.nc", lat, lon, logp, {"x": object()})
+
+
+def test_draw_density_map_offline(
+    tmp_path: Path, restore_cartopy_config: None, no_network: list[Any]
+) -> None:
+    from PIL import Image
+
+    lat, lon, xyz = latlon_grid(36, 72)
+    logp = _vmf_mixture_logp(xyz).reshape(36, 72)
+    rng = np.random.default_rng(0)
+    events = np.stack([rng.normal(35.0, 4.0, 50), rng.normal(139.0, 4.0, 50)], axis=1)
+    samples = np.stack([rng.normal(-10.0, 8.0, 300), rng.normal(-75.0, 8.0, 300)], axis=1)
+    out = draw_density_map(
+        lat,
+        lon,
+        logp,
+        events,
+        samples,
+        "test map",
+        tmp_path / "maps" / "m.png",
+        projection="mollweide",
+        naturalearth_dir=NATURALEARTH,
+        dpi=60,
+    )
+    assert no_network == []
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(out) as img:
+        width, height = img.size
+        pixels = np.asarray(img.convert("RGB"), dtype=np.float64)
+    assert height > width  # two stacked panels
+    assert pixels.std() > 20.0  # not a blank canvas
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.png"]
+    with pytest.raises(ValueError, match="unknown projection"):
+        draw_density_map(lat, lon, logp, None, None, "t", tmp_path / "x.png", projection="merc")
+    with pytest.raises(ValueError, match=r"\(n_lat, n_lon\)"):
+        draw_density_map(lat, lon, logp.T, None, None, "t", tmp_path / "x.png")
+    with pytest.raises(ValueError, match="non-finite"):
+        bad = logp.copy()
+        bad[0, 0] = np.nan
+        draw_density_map(lat, lon, bad, None, None, "t", tmp_path / "x.png")
+
+
+def test_unshipped_natural_earth_layer_raises_instead_of_downloading(
+    restore_cartopy_config: None, no_network: list[Any]
+) -> None:
+    import cartopy
+    import cartopy.io.shapereader as shpreader
+
+    data_dir = configure_offline_cartopy(NATURALEARTH)
+    assert cartopy.config["pre_existing_data_dir"] == data_dir
+    shipped = shpreader.natural_earth(resolution="110m", category="physical", name="coastline")
+    assert Path(shipped) == data_dir / "shapefiles/natural_earth/physical/ne_110m_coastline.shp"
+    with pytest.raises(OfflineDataError, match="not shipped"):
+        shpreader.natural_earth(resolution="10m", category="physical", name="coastline")
+    assert no_network == []
+
+
+def test_configure_offline_cartopy_rejects_folder_without_data(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="coastline"):
+        configure_offline_cartopy(tmp_path)

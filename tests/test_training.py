@@ -1,0 +1,150 @@
+"""Tests of the trainer: schedule, checkpoints, bit-identical resume, divergence handling."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from pipeline.geometry import Sphere
+from pipeline.losses import make_rsgm_loss
+from pipeline.models import build_score_model
+from pipeline.sde.schedules import LinearBeta
+from pipeline.training import (
+    TrainConfig,
+    TrainingDivergedError,
+    load_checkpoint_weights,
+    lr_factor,
+    read_checkpoint_meta,
+    resolve_device,
+    train,
+)
+
+SPHERE = Sphere(2)
+SCHED = LinearBeta(beta_0=1e-3, beta_1=5.0, T=1.0)
+
+
+def _setup(seed: int = 0) -> tuple[nn.Module, Tensor]:
+    torch.manual_seed(seed)
+    model = build_score_model(SPHERE, {"hidden": 16, "depth": 2})
+    data = SPHERE.random_uniform(200, generator=torch.Generator().manual_seed(123))
+    return model, data
+
+
+def _cfg(**kw: object) -> TrainConfig:
+    base: dict[str, object] = dict(
+        steps=30, batch_size=32, lr=1e-3, warmup_steps=5, lr_schedule="cosine",
+        ema_decay=0.9, checkpoint_every=10, log_every=5, seed=7, device="cpu", grad_clip=1.0,
+    )  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+LOSS = make_rsgm_loss({}, SPHERE, SCHED)
+
+
+def test_lr_factor_warmup_cosine_constant() -> None:
+    cfg = TrainConfig(steps=110, warmup_steps=10, lr_schedule="cosine")
+    assert lr_factor(0, cfg) == pytest.approx(0.1)
+    assert lr_factor(9, cfg) == pytest.approx(1.0)
+    assert lr_factor(60, cfg) == pytest.approx(0.5)
+    assert lr_factor(110, cfg) == pytest.approx(0.0)
+    assert lr_factor(500, TrainConfig(steps=110, warmup_steps=10, lr_schedule="constant")) == 1.0
+    with pytest.raises(ValueError, match="unknown TrainConfig"):
+        TrainConfig.from_dict({"epochs": 3})
+
+
+def test_train_writes_checkpoints_and_history(tmp_path: Path) -> None:
+    model, data = _setup()
+    res = train(model, LOSS, data, _cfg(), tmp_path, progress=False)
+    assert res.steps == 30 and res.resumed_from == 0
+    assert [s for s, _ in res.loss_history] == [5, 10, 15, 20, 25, 30]
+    assert all(math.isfinite(v) for _, v in res.loss_history)
+    for name in ("model.safetensors", "ema.safetensors", "state.pt", "meta.json"):
+        assert (tmp_path / name).is_file()
+    assert not list(tmp_path.glob("*.tmp"))
+    ema = load_checkpoint_weights(tmp_path, "ema")
+    assert set(ema) == set(model.state_dict())
+    for k, v in res.ema_state.items():
+        assert torch.equal(ema[k], v)
+    raw = load_checkpoint_weights(tmp_path, "model")
+    for k, v in model.state_dict().items():
+        assert torch.equal(raw[k], v)
+    assert not all(torch.equal(raw[k], ema[k]) for k in raw)
+    meta = read_checkpoint_meta(tmp_path)
+    assert meta is not None and meta["step"] == 30
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert state["step"] == 30
+    # calling again with the run complete does nothing and returns the same weights
+    again = train(model, LOSS, data, _cfg(), tmp_path, progress=False)
+    assert again.steps == 30 and again.resumed_from == 30
+    with pytest.raises(ValueError, match="which"):
+        load_checkpoint_weights(tmp_path, "best")  # type: ignore[arg-type]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interruption_is_bit_identical(tmp_path: Path) -> None:
+    model_a, data = _setup()
+    res_a = train(model_a, LOSS, data, _cfg(), tmp_path / "a", progress=False)
+
+    def kill_at_25(step: int, loss: float) -> None:
+        if step == 25:
+            raise Interrupt
+
+    model_b, _ = _setup()
+    with pytest.raises(Interrupt):
+        train(model_b, LOSS, data, _cfg(), tmp_path / "b", progress=False, callback=kill_at_25)
+    meta = read_checkpoint_meta(tmp_path / "b")
+    assert meta is not None and meta["step"] == 20
+    model_c, _ = _setup(seed=99)  # different init: everything must come from the checkpoint
+    res_c = train(model_c, LOSS, data, _cfg(), tmp_path / "b", progress=False)
+    assert res_c.resumed_from == 20 and res_c.steps == 30
+    for k, v in model_a.state_dict().items():
+        assert torch.equal(model_c.state_dict()[k], v), k
+    for k, v in res_a.ema_state.items():
+        assert torch.equal(res_c.ema_state[k], v), k
+    assert res_c.loss_history == res_a.loss_history
+
+
+def test_nan_loss_raises_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
+    model, data = _setup()
+    calls = {"n": 0}
+
+    def bad_loss(m: nn.Module, x0: Tensor, g: torch.Generator) -> Tensor:
+        calls["n"] += 1
+        loss = LOSS(m, x0, g)
+        return loss * float("nan") if calls["n"] == 15 else loss
+
+    with pytest.raises(TrainingDivergedError, match="step 15"):
+        train(model, bad_loss, data, _cfg(), tmp_path, progress=False)
+    meta = read_checkpoint_meta(tmp_path)
+    assert meta is not None and meta["step"] == 10
+    weights = load_checkpoint_weights(tmp_path, "model")
+    assert all(torch.isfinite(v).all() for v in weights.values())
+    assert json.loads((tmp_path / "meta.json").read_text())["step"] == 10
+
+
+def test_wall_clock_budget_stops_early(tmp_path: Path) -> None:
+    model, data = _setup()
+    res = train(model, LOSS, data, _cfg(steps=10**9, max_seconds=0.3), tmp_path, progress=False)
+    assert 0 < res.steps < 10**9
+    assert res.wall_seconds >= 0.3
+    # resuming with a larger budget continues from where it stopped
+    res2 = train(model, LOSS, data, _cfg(steps=10**9, max_seconds=0.6), tmp_path, progress=False)
+    assert res2.resumed_from == res.steps and res2.steps > res.steps
+    assert res2.wall_seconds >= 0.6
+
+
+def test_device_auto_and_bad_data(tmp_path: Path) -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    model, _ = _setup()
+    with pytest.raises(ValueError, match="train_data"):
+        train(model, LOSS, torch.zeros(0, 3), _cfg(), tmp_path, progress=False)
