@@ -26,7 +26,7 @@ def reference(theta: float, s: float) -> tuple[float, float]:
     n_terms = int(math.sqrt(2 * (60 + lost * math.log(10)) / s)) + 10
     p0, p1, d0, d1 = mp.mpf(1), c, mp.mpf(0), mp.mpf(1)
     dens, ddens = mp.mpf(1), mp.mpf(0)
-    for l in range(1, n_terms):
+    for l in range(1, n_terms):  # noqa: E741 (Legendre degree)
         co = (2 * l + 1) * mp.exp(-l * (l + 1) * sm / 2)
         dens += co * p1
         ddens += co * d1
@@ -80,8 +80,11 @@ def main() -> None:
     for s in [1e-3, 0.1, 0.5, 2.0]:
         st = torch.full_like(th, s)
         for name, fn in [
-            ("integral", lambda: hk._integral_logp_dlogp(th, st)),
-            ("series", lambda: hk._series_logp_dlogp(torch.cos(th), st, hk.series_n_terms(s))),
+            ("integral", lambda st=st: hk._integral_logp_dlogp(th, st)),
+            (
+                "series",
+                lambda st=st, s=s: hk._series_logp_dlogp(torch.cos(th), st, hk.series_n_terms(s)),
+            ),
         ]:
             fn()
             t0 = time.perf_counter()
@@ -91,15 +94,21 @@ def main() -> None:
             print(f"  s={s:<6g} {name:8s} {dt:7.3f} ms  (series terms {hk.series_n_terms(s)})")
     mixed = torch.exp(torch.empty(512, dtype=torch.float64).uniform_(math.log(1e-3), math.log(2.0)))
     x = torch.nn.functional.normalize(torch.randn(512, 3, dtype=torch.float64, generator=g), dim=-1)
-    x0 = torch.nn.functional.normalize(torch.randn(512, 3, dtype=torch.float64, generator=g), dim=-1)
+    x0 = torch.nn.functional.normalize(
+        torch.randn(512, 3, dtype=torch.float64, generator=g), dim=-1
+    )
     hk.heat_kernel_score(x, x0, mixed)
     t0 = time.perf_counter()
     for _ in range(50):
         hk.heat_kernel_score(x, x0, mixed)
-    print(f"  heat_kernel_score, batch 512, s log-uniform [1e-3, 2]: "
-          f"{(time.perf_counter() - t0) / 50 * 1e3:.3f} ms")
-    print("\nKL(p_s || uniform): "
-          + ", ".join(f"s={s}: {hk.prior_kl_uniform(s):.6e}" for s in [1.0, 2.0, 2.0005, 2.0025]))
+    print(
+        f"  heat_kernel_score, batch 512, s log-uniform [1e-3, 2]: "
+        f"{(time.perf_counter() - t0) / 50 * 1e3:.3f} ms"
+    )
+    print(
+        "\nKL(p_s || uniform): "
+        + ", ".join(f"s={s}: {hk.prior_kl_uniform(s):.6e}" for s in [1.0, 2.0, 2.0005, 2.0025])
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cmd.append("--force")
     cmd.extend(args.targets)
     print("geosgm run: " + " ".join(cmd[1:]), flush=True)
-    rc = subprocess.call(cmd, cwd=repo)
+    env = dict(os.environ)
+    # DVC runs stage commands through the shell: `python` must be this environment's.
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    rc = subprocess.call(cmd, cwd=repo, env=env)
     if rc != 0:
         print(f"geosgm run: dvc repro failed with exit code {rc}", file=sys.stderr)
         return EXIT_FAILED
@@ -94,6 +98,31 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_profile(args: argparse.Namespace) -> int:
+    import yaml
+
+    from pipeline.config import deep_merge
+
+    repo = _repo_dir(args.repo)
+    profile = repo / "profiles" / f"{args.name}.yaml"
+    if not profile.is_file():
+        names = sorted(p.stem for p in (repo / "profiles").glob("*.yaml"))
+        print(f"geosgm profile: no {profile} (profiles: {', '.join(names)})", file=sys.stderr)
+        return EXIT_FAILED
+    params_path = repo / "params.yaml"
+    merged = deep_merge(
+        yaml.safe_load(params_path.read_text()) or {}, yaml.safe_load(profile.read_text()) or {}
+    )
+    tmp = params_path.with_suffix(".yaml.tmp")
+    tmp.write_text(
+        f"# params.yaml with profile {args.name!r} applied (git checkout params.yaml to undo)\n"
+        + yaml.safe_dump(merged, sort_keys=False)
+    )
+    tmp.replace(params_path)
+    print(f"geosgm profile: applied {profile.name} to params.yaml; now run `geosgm run`")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Builds the argument parser of ``geosgm``."""
     parser = argparse.ArgumentParser(
@@ -124,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refresh.add_argument("--no-repro", action="store_true", help="merge data only, skip dvc repro")
     refresh.set_defaults(func=_cmd_refresh)
+
+    profile = sub.add_parser(
+        "profile", help="apply a profile (profiles/NAME.yaml: smoke, paper) onto params.yaml"
+    )
+    profile.add_argument("name", help="profile name, e.g. paper or smoke")
+    profile.set_defaults(func=_cmd_profile)
 
     serve = sub.add_parser("serve", help="serve the refresh flow on a cron schedule (Prefect)")
     serve.add_argument("--cron", default="0 3 * * *", help="cron schedule (default: 03:00 daily)")

@@ -249,7 +249,8 @@ def make_noise_sampler(
     Args:
         manifold: The manifold.
         schedule: β schedule (sets the range of heat times tabulated by the exact sampler).
-        kind: ``"exact"`` (S² only: tabulated inverse CDF of the heat kernel) or ``"grw"``
+        kind: ``"exact"`` (S² only: :class:`HeatKernelSampler`, a tabulated inverse CDF, built
+            lazily per device and dtype, float64 tables for float64 data) or ``"grw"``
             (geodesic random walk with ``grw_steps`` steps, any manifold).
         grw_steps: Steps of the random walk.
         eps: Smallest diffusion time that will be asked for.
@@ -265,8 +266,17 @@ def make_noise_sampler(
             raise ValueError(f"exact Brownian sampling is implemented on S² only, got {manifold!r}")
         s_lo = float(schedule.heat_time(torch.tensor(eps, dtype=torch.float64)))
         s_hi = float(schedule.heat_time(torch.tensor(schedule.T, dtype=torch.float64)))
-        hks = HeatKernelSampler(s_min=s_lo, s_max=s_hi)
-        return lambda x0, s, g: hks.sample(x0, s, generator=g)
+        tables: dict[tuple[torch.device, torch.dtype], HeatKernelSampler] = {}
+
+        def exact(x0: Tensor, s: Tensor, g: torch.Generator) -> Tensor:
+            key = (x0.device, torch.float64 if x0.dtype == torch.float64 else torch.float32)
+            if key not in tables:
+                tables[key] = HeatKernelSampler(
+                    s_min=min(s_lo, 1e-4), s_max=max(s_hi, 20.0), device=key[0], dtype=key[1]
+                )
+            return tables[key].sample(x0, s, generator=g)
+
+        return exact
     if kind == "grw":
         return lambda x0, s, g: geodesic_random_walk(manifold, x0, s, grw_steps, g)
     raise ValueError(f"noise sampler must be 'exact' or 'grw', got {kind!r}")

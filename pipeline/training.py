@@ -255,8 +255,9 @@ def train(
 
     Resumes from the checkpoint in ``out_dir`` when there is one (weights, optimizer, scheduler,
     EMA, RNG states and loss history), so an interrupted run continued with the same config ends
-    with bit-identical weights on CPU. Adam with linear warm-up then constant or cosine LR; EMA
-    after every step; optional gradient clipping; periodic atomic checkpoints and a final one.
+    with bit-identical weights on CPU. Adam (fused kernel) with linear warm-up then constant or
+    cosine LR; EMA after every step; optional gradient clipping; periodic atomic checkpoints and a
+    final one.
 
     Args:
         model: Module to train (moved to the resolved device, parameters kept in their dtype).
@@ -286,7 +287,9 @@ def train(
     data = train_data.to(device=device, dtype=next(model.parameters()).dtype)
     n = data.shape[0]
 
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    params = list(model.parameters())
+    fused = device.type in ("cpu", "cuda") and all(p.dtype.is_floating_point for p in params)
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, fused=fused)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_factor(k, cfg))
     ema = EMA(model, cfg.ema_decay)
     generator = torch.Generator(device=device)

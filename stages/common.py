@@ -6,7 +6,6 @@ plain numbers, strings, lists and mappings.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import tempfile
@@ -15,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from pipeline.config import deep_merge
+
+__all__ = ["deep_merge", "load_params", "section", "write_json_atomic"]
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -44,17 +47,6 @@ def section(params: Mapping[str, Any], name: str, where: Path = PARAMS_FILE) -> 
     if not isinstance(value, Mapping):
         raise KeyError(f"{where}: no '{name}:' section")
     return dict(value)
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Recursively merge ``override`` onto a copy of ``base`` (mappings merge, others replace)."""
-    out = copy.deepcopy(dict(base))
-    for key, value in (override or {}).items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:

@@ -17,7 +17,8 @@ Reads the ``maps`` section of params.yaml::
       dpi: 110
       naturalearth_dir: data/naturalearth
 
-loads the trained model ``<models-dir>/<catalogue>/<model>/seed<model_seed>``, evaluates its
+loads the trained model ``<models-dir>/<catalogue>/<trained>/seed<model_seed>`` (``<trained>``
+is the model itself, or ``ambient_rb`` for ``ambient_rb_corrected``), evaluates its
 exact log-density (probability-flow ODE) on the grid, draws samples from it, and writes
 
 * ``<maps-dir>/<catalogue>/<model>.png``: the density with the test events of split seed
@@ -176,7 +177,9 @@ def render_map(
     samples_xyz = np.asarray(sample_fn(cfg.n_samples), dtype=np.float64)
     sample_seconds = time.perf_counter() - t0
     if samples_xyz.shape != (cfg.n_samples, 3):
-        raise ValueError(f"sample_fn returned shape {samples_xyz.shape}, expected ({cfg.n_samples}, 3)")
+        raise ValueError(
+            f"sample_fn returned shape {samples_xyz.shape}, expected ({cfg.n_samples}, 3)"
+        )
     s_lat, s_lon = xyz_to_latlon(samples_xyz)
     t_lat, t_lon = xyz_to_latlon(np.asarray(test_xyz, dtype=np.float64))
 
@@ -232,22 +235,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     """Map one trained model; return the statistics of :func:`render_map`."""
-    import torch
-
+    from pipeline import zoo
     from pipeline.data.splits import load_split
     from pipeline.evaluation import generate_samples, load_trained, log_density
 
     cfg = MapConfig.from_params(section(load_params(args.params), SECTION, args.params))
     cat, model = args.catalogue, args.model
-    model_dir = args.models_dir / cat / model / f"seed{cfg.model_seed}"
-    trained = load_trained(model_dir)
+    # ambient_rb_corrected evaluates the ambient_rb weights with the curvature correction
+    trained_from = zoo.TRAINED_FROM[zoo.check_kind(model)]
+    model_dir = args.models_dir / cat / trained_from / f"seed{cfg.model_seed}"
+    trained = load_trained(model_dir, kind=model)
     test_xyz = load_split(
         args.processed_dir / f"{cat}.nc", args.splits_dir / f"{cat}.csv", cfg.model_seed
     )["test"]
 
     def density_fn(xyz: NDArray[np.float64]) -> tuple[NDArray[np.float64], int]:
         logp, nfe = log_density(
-            trained, torch.from_numpy(xyz), rtol=cfg.rtol, atol=cfg.atol, batch_size=cfg.batch_size
+            trained, xyz, rtol=cfg.rtol, atol=cfg.atol, batch_size=cfg.batch_size
         )
         return np.asarray(logp, dtype=np.float64), int(nfe)
 

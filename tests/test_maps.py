@@ -194,3 +194,92 @@ def test_unshipped_natural_earth_layer_raises_instead_of_downloading(
 def test_configure_offline_cartopy_rejects_folder_without_data(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="coastline"):
         configure_offline_cartopy(tmp_path)
+
+
+def _map_cfg(**changes: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "n_lat": 18,
+        "n_lon": 36,
+        "rtol": 1e-5,
+        "atol": 1e-5,
+        "batch_size": 64,
+        "model_seed": 0,
+        "n_samples": 40,
+        "sample_steps": 10,
+        "sample_seed": 0,
+        "projection": "robinson",
+        "dynamic_range": 8,
+        "dpi": 50,
+        "naturalearth_dir": str(NATURALEARTH),
+    }
+    cfg.update(changes)
+    return cfg
+
+
+def test_maps_stage_config_is_checked() -> None:
+    from stages.maps import MapConfig
+
+    cfg = MapConfig.from_params(_map_cfg())
+    assert cfg.dynamic_range == 8.0 and isinstance(cfg.dynamic_range, float)
+    with pytest.raises(ValueError, match="unknown keys \\['extra'\\]"):
+        MapConfig.from_params({**_map_cfg(), "extra": 1})
+    with pytest.raises(ValueError, match="n_lat must be int"):
+        MapConfig.from_params(_map_cfg(n_lat=7.5))
+    with pytest.raises(ValueError, match="rtol must be > 0"):
+        MapConfig.from_params(_map_cfg(rtol=0.0))
+    with pytest.raises(ValueError, match="projection"):
+        MapConfig.from_params(_map_cfg(projection="mercator"))
+
+
+def test_maps_stage_renders_a_known_density(
+    tmp_path: Path, restore_cartopy_config: None, no_network: list[Any]
+) -> None:
+    """The stage core on a closed-form vMF mixture: grid values, Z and outputs are exact."""
+    import xarray as xr
+
+    from stages.maps import MapConfig, render_map
+
+    cfg = MapConfig.from_params(_map_cfg())
+    calls: list[int] = []
+
+    def density_fn(xyz: np.ndarray) -> tuple[np.ndarray, int]:
+        calls.append(len(xyz))
+        return _vmf_mixture_logp(xyz), 77
+
+    def sample_fn(n: int) -> np.ndarray:
+        v = np.random.default_rng(1).normal(size=(n, 3))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    test_xyz = np.asarray(latlon_to_xyz(np.array([30.0, -20.0]), np.array([140.0, -70.0])))
+    stats = render_map(
+        density_fn,
+        sample_fn,
+        test_xyz,
+        cfg,
+        tmp_path / "reports" / "maps" / "volcano" / "rsgm.png",
+        tmp_path / "data" / "maps" / "volcano" / "rsgm.nc",
+        title="volcano / rsgm",
+        attrs={"catalogue": "volcano", "model": "rsgm"},
+    )
+    assert calls == [18 * 36]
+    lat, lon, xyz = latlon_grid(18, 36)
+    expected = _vmf_mixture_logp(xyz).reshape(18, 36)
+    assert stats["nfe"] == 77.0
+    assert math.isclose(stats["normalization"], grid_normalization(lat, lon, expected))
+    assert abs(stats["normalization"] - 1.0) < 0.1  # coarse 10-degree grid, kappa = 30 bump
+    assert (tmp_path / "reports" / "maps" / "volcano" / "rsgm.png").stat().st_size > 1000
+    with xr.open_dataset(tmp_path / "data" / "maps" / "volcano" / "rsgm.nc") as ds:
+        np.testing.assert_array_equal(ds["log_density"].values, expected)
+        assert ds.attrs["model"] == "rsgm" and ds.attrs["ode_nfe"] == 77
+        assert ds.attrs["grid_normalization"] == stats["normalization"]
+    assert no_network == []
+
+    def bad_density(xyz: np.ndarray) -> tuple[np.ndarray, int]:
+        out = _vmf_mixture_logp(xyz)
+        out[3] = np.nan
+        return out, 1
+
+    with pytest.raises(ValueError, match="1 non-finite"):
+        render_map(
+            bad_density, sample_fn, test_xyz, cfg, tmp_path / "x.png", tmp_path / "x.nc", title="x"
+        )

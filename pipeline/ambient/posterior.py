@@ -420,3 +420,66 @@ def _beta_sample(a: float, n: int, generator: torch.Generator | None, like: Tens
     g1 = torch.randn(n, k, generator=generator, dtype=like.dtype, device=like.device).pow(2).sum(-1)
     g2 = torch.randn(n, k, generator=generator, dtype=like.dtype, device=like.device).pow(2).sum(-1)
     return g1 / (g1 + g2)
+
+
+def log_circle_fiber_kernel(c: Tensor, sigma: float) -> Tensor:
+    """Log of the fiber integral of one unit circle, :math:`\\int_0^\\infty \\rho\\, e^{-(\\rho^2 - 2\\rho c)/(2\\sigma^2)} d\\rho`.
+
+    Closed form :math:`\\sigma^2 + c\\sigma\\sqrt{2\\pi}\\,\\Phi(c/\\sigma)e^{c^2/(2\\sigma^2)}`; evaluated as
+    :math:`c^2/(2\\sigma^2) + \\log(\\sigma^2 e^{-c^2/(2\\sigma^2)} + c\\sigma\\sqrt{2\\pi}\\Phi(c/\\sigma))`, valid
+    (no cancellation) for c >= 0.
+
+    Args:
+        c: Tensor of cosines :math:`\\langle y_i, z_i\\rangle \\ge 0`, any shape.
+        sigma: Noise level.
+
+    Returns:
+        Tensor, same shape.
+
+    Raises:
+        ValueError: If some c < 0.
+    """
+    if bool((c < 0).any()):
+        raise ValueError("circle fiber kernel is evaluated for c >= 0 only (posterior window too wide)")
+    s2 = sigma * sigma
+    inner = s2 * torch.exp(-c * c / (2.0 * s2)) + c * sigma * math.sqrt(2.0 * math.pi) * torch.special.ndtr(c / sigma)
+    return c * c / (2.0 * s2) + torch.log(inner)
+
+
+def torus_rb_target_grid(
+    phi: Tensor, log_q: Callable[[Tensor], Tensor], sigma: float, half_width: float = 12.0, n_grid: int = 121
+) -> Tensor:
+    """Exact RB target :math:`r_\\sigma` on the flat torus :math:`(S^1)^2 \\subset \\mathbb{R}^4`, by quadrature.
+
+    The Gaussian noise in :math:`\\mathbb{R}^4` is independent on the two :math:`\\mathbb{R}^2` blocks, π
+    normalises each block and the fiber over y is :math:`\\{(\\rho_1 y_1, \\rho_2 y_2)\\}` with Jacobian
+    :math:`\\rho_1\\rho_2`, so the posterior of the angles θ of Z given the angles φ of π(X) is
+    :math:`\\propto q(\\theta) K(\\cos(\\theta_1 - \\varphi_1)) K(\\cos(\\theta_2 - \\varphi_2))` with K from
+    :func:`log_circle_fiber_kernel`, for any density q (not only products). The tangent target in
+    angle coordinates is :math:`\\sin(\\theta_i - \\varphi_i)/\\sigma^2`. Trapezoid rule on
+    :math:`\\theta_i \\in \\varphi_i \\pm` ``half_width`` σ.
+
+    Args:
+        phi: Tensor, shape (B, 2), angles of π(X).
+        log_q: Unnormalised log density of Z in angles, (..., 2) -> (...), w.r.t. the flat area.
+        sigma: Noise level (``half_width * sigma`` must be < π/2).
+        half_width: Window half-width in units of σ.
+        n_grid: Grid points per angle.
+
+    Returns:
+        Tensor, shape (B, 2), :math:`r_\\sigma` in angle coordinates (components along
+        :math:`\\partial_{\\theta_1}, \\partial_{\\theta_2}`, which are orthonormal).
+
+    Raises:
+        ValueError: If the window reaches π/2.
+    """
+    if half_width * sigma >= 0.5 * math.pi:
+        raise ValueError(f"window {half_width}*sigma = {half_width * sigma:.3f} must be < pi/2")
+    delta = torch.linspace(-half_width * sigma, half_width * sigma, n_grid, dtype=phi.dtype, device=phi.device)
+    d1, d2 = torch.meshgrid(delta, delta, indexing="ij")
+    dd = torch.stack([d1.reshape(-1), d2.reshape(-1)], dim=-1)  # (G, 2)
+    theta = phi[:, None, :] + dd[None, :, :]  # (B, G, 2)
+    log_k = log_circle_fiber_kernel(torch.cos(dd), sigma).sum(-1)  # (G,)
+    log_w = log_q(theta) + log_k[None, :]
+    w = torch.softmax(log_w, dim=-1)  # trapezoid weights are uniform up to the negligible ends
+    return (w[..., None] * torch.sin(dd)[None, :, :]).sum(1) / (sigma * sigma)

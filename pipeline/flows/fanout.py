@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import TaskRun
     from prefect.states import State
 
-__all__ = ["TransientError", "is_transient", "retry_on_transient", "run_seeds"]
+__all__ = ["TransientError", "is_transient", "retry_on_transient", "run_in_flow", "run_seeds"]
 
 R = TypeVar("R")
 
@@ -170,3 +170,28 @@ def run_seeds(
         validate_parameters=False,
     )
     return fan_out_flow(seed_list)
+
+
+def run_in_flow(fn: Callable[[], R], flow_name: str) -> R:
+    """Run ``fn()`` as the body of a Prefect flow run named ``flow_name``.
+
+    A stage's ``main`` wraps its work with it, so every stage is one flow run (logged in
+    Prefect, with the stage's :func:`run_seeds` fan-out as a subflow).
+
+    Args:
+        fn: The stage's work.
+        flow_name: Flow name, e.g. ``"ingest-volcano"``.
+
+    Returns:
+        What ``fn`` returns.
+
+    Raises:
+        Exception: Whatever ``fn`` raises (the flow run is marked failed).
+    """
+    from prefect import Flow
+
+    def body() -> R:
+        return fn()
+
+    stage_flow: Flow[[], R] = Flow(body, name=flow_name, validate_parameters=False)
+    return stage_flow()

@@ -156,6 +156,33 @@ class RefreshResult:
         """Outcomes of the files moved to quarantine."""
         return [o for o in self.outcomes if o.status == "quarantined"]
 
+    @property
+    def ok(self) -> bool:
+        """True when no incoming file was quarantined (a script's success signal)."""
+        return not self.quarantined
+
+    def summary(self) -> str:
+        """A few human-readable lines: files merged/quarantined, stages run, version."""
+        lines = [f"refresh of {self.repo_dir} in {self.wall_s:.1f} s"]
+        for o in self.outcomes:
+            if o.status == "merged":
+                lines.append(
+                    f"  merged {o.catalogue}/{o.source.name}: {o.n_appended} appended, "
+                    f"{o.n_duplicates} duplicates dropped, {o.n_rejected} rejected"
+                )
+            else:
+                first = o.reasons.splitlines()[0] if o.reasons else ""
+                lines.append(
+                    f"  QUARANTINED {o.catalogue}/{o.source.name} -> {o.moved_to}: {first}"
+                )
+        if not self.outcomes:
+            lines.append("  no incoming files")
+        if self.repro_ran:
+            lines.append(f"  dvc repro ran {len(self.stages_run)} stage(s): {self.stages_run}")
+        if self.version is not None:
+            lines.append(f"  recorded version {self.version['version_id']}")
+        return "\n".join(lines)
+
 
 def _say(message: str) -> None:
     """Log progress to the Prefect run logger (when in a run) and the module logger."""
@@ -419,8 +446,17 @@ def merge_incoming_file(
 
 
 def _subprocess_env() -> dict[str, str]:
-    """Environment for ``dvc repro``: stage flows report to the same Prefect API if set."""
+    """Environment for ``dvc repro``.
+
+    The interpreter's ``bin`` folder goes first on ``PATH`` so that stage commands calling
+    ``python`` get this virtual environment; stage flows report to the same Prefect API as
+    the refresh flow when one is configured.
+    """
     env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(
+        [bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep) if p)]
+    )
     from prefect.settings import PREFECT_API_URL
 
     api = PREFECT_API_URL.value()

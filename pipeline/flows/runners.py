@@ -130,12 +130,12 @@ def make_task_runner(
 
     if parsed.address:
         return DaskTaskRunner(address=parsed.address)
-    return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
-        cluster_kwargs={
-            "n_workers": parsed.max_workers,
-            "threads_per_worker": 1,
-            "processes": parsed.processes,
-            "dashboard_address": None,
-        },
-    )
+    cluster_kwargs: dict[str, Any] = {
+        "n_workers": parsed.max_workers,
+        "threads_per_worker": 1,
+        "processes": parsed.processes,
+        "dashboard_address": None,
+    }
+    if parsed.processes:  # TCP between processes: keep it on the loopback interface
+        cluster_kwargs["host"] = "127.0.0.1"
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster_kwargs)

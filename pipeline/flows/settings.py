@@ -20,9 +20,10 @@ PREFECT_ENV_DEFAULTS: dict[str, str] = {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "60",
     "PREFECT_LOGGING_LEVEL": "WARNING",
+    "DASK_LOGGING__DISTRIBUTED": "warning",
 }
 """Environment defaults (besides ``PREFECT_HOME``): no analytics, a 60 s start-up timeout for
-the ephemeral API server on a busy machine, and warnings-only logging."""
+the ephemeral API server on a busy machine, and warnings-only logging (Prefect and Dask)."""
 
 
 def apply_prefect_defaults(

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor
 
+
 def safe_norm(u: Tensor, keepdim: bool = False) -> Tensor:
     """Euclidean norm over the last axis with a finite gradient at ``u = 0``.
 

@@ -146,69 +146,23 @@ class HeatKernelSampler:
         self._ls0 = math.log(self.s_min)
         self._dls = (math.log(self.s_max) - self._ls0) / (self.n_s - 1)
         self._dv = self.v_max / (self.n_v - 1)
-        self.table = self._build().to(device=self.device, dtype=dtype)  # (n_s, n_v)
+        key = (self.s_min, self.s_max, self.n_s, self.n_v, self.v_max)
+        if key not in _TABLES:
+            _TABLES[key] = _build_table(*key)
+        self.table = _TABLES[key].to(device=self.device, dtype=dtype)  # (n_s, n_v)
 
-    def _build(self, n_fine: int = 600) -> Tensor:
-        """g = log(θ/(√s v)) on the grid, from an accurate CDF (float64, CPU)."""
-        s = torch.exp(self._ls0 + self._dls * torch.arange(self.n_s, dtype=torch.float64))
-        top = torch.minimum(torch.full_like(s, math.pi), 10.0 * s.sqrt())
-        frac = torch.linspace(0, 1, n_fine + 1, dtype=torch.float64)
-        edges = top[:, None] * frac  # (n_s, n_fine + 1)
-        gl_t, gl_w = (torch.as_tensor(a, dtype=torch.float64) for a in np.polynomial.legendre.leggauss(6))
-        h = (edges[:, 1:] - edges[:, :-1])[..., None]
-        nodes = edges[:, :-1, None] + h * (gl_t + 1) / 2  # (n_s, n_fine, 6)
-        s_nodes = s[:, None, None].expand_as(nodes)
-        logp_nodes, _ = _logp_dlogp_theta(nodes.reshape(-1), s_nodes.reshape(-1))
-        q_nodes = 2 * math.pi * torch.sin(nodes) * torch.exp(logp_nodes.reshape(nodes.shape))
-        mass = (q_nodes * gl_w * h / 2).sum(-1)  # (n_s, n_fine)
-        total = mass.sum(-1, keepdim=True)
-        # Survival S_j = P(θ ≥ edge_j), summed from the top (accurate in the tail).
-        surv = torch.flip(torch.cumsum(torch.flip(mass, [-1]), -1), [-1]) / total
-        surv = torch.cat([surv, torch.zeros_like(surv[:, :1])], dim=-1)
-        v_edges = torch.sqrt(-2 * torch.log(surv.clamp_min(1e-300)))  # (n_s, n_fine + 1)
-        s_edges = s[:, None].expand_as(edges)
-        logp_edges, _ = _logp_dlogp_theta(edges.reshape(-1), s_edges.reshape(-1))
-        q_edges = 2 * math.pi * torch.sin(edges) * torch.exp(logp_edges.reshape(edges.shape)) / total
-        # dθ/dv = v S / q (limit at θ = 0: 1/sqrt(2π p_s(0))).
-        p0 = torch.exp(logp_edges.reshape(edges.shape)[:, 0]) / total[:, 0]
-        slope = v_edges * surv / q_edges.clamp_min(1e-300)
-        slope[:, 0] = 1 / torch.sqrt(2 * math.pi * p0)
-        levels = self._dv * torch.arange(self.n_v, dtype=torch.float64)
-        theta = torch.empty(self.n_s, self.n_v, dtype=torch.float64)
-        for i in range(self.n_s):
-            vi = v_edges[i]
-            finite = torch.isfinite(vi) & (surv[i] > 1e-290)
-            vi_f, th_f, sl_f = vi[finite], edges[i][finite], slope[i][finite]
-            j = torch.searchsorted(vi_f, levels).clamp(1, vi_f.numel() - 1) - 1
-            v0, v1 = vi_f[j], vi_f[j + 1]
-            dv = (v1 - v0).clamp_min(1e-300)
-            t = ((levels - v0) / dv).clamp(0, 1)
-            h00, h10 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t
-            h01, h11 = -2 * t**3 + 3 * t**2, t**3 - t**2
-            # Cubic Hermite in v with the exact slopes dθ/dv (slopes in the tail are large
-            # but finite; clamp the result to the tabulated range).
-            theta[i] = (
-                h00 * th_f[j] + h10 * dv * sl_f[j] + h01 * th_f[j + 1] + h11 * dv * sl_f[j + 1]
-            ).clamp(0, float(top[i]))
-        ratio = theta[:, 1:] / (s.sqrt()[:, None] * levels[1:])
-        g = torch.empty_like(theta)
-        g[:, 1:] = torch.log(ratio)
-        g[:, 0] = torch.log(slope[:, 0] / s.sqrt())
-        return g
-
-    def sample_angle(self, s: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Draw θ = d(x0, X_s).
+    def quantile_angle(self, s: Tensor, u: Tensor) -> Tensor:
+        """Tabulated inverse CDF: the angle θ with P(d(x0, X_s) ≤ θ) = u.
 
         Args:
-            s: Tensor, shape (N,), heat times > 0 on the table's device.
-            generator: random generator on that device.
+            s: Tensor, shape (N,), heat times > 0 (table device).
+            u: Tensor, shape (N,), levels in [0, 1).
 
         Returns:
             Tensor, shape (N,), angles in [0, π], the table's dtype.
         """
         s = s.to(self.dtype)
-        u = torch.rand((2, *s.shape), dtype=self.dtype, device=self.device, generator=generator)
-        v = torch.sqrt(-2 * torch.log1p(-u[0])).clamp(max=self.v_max)
+        v = torch.sqrt(-2 * torch.log1p(-u.to(self.dtype))).clamp(max=self.v_max)
         fi = ((torch.log(s) - self._ls0) / self._dls).clamp(0, self.n_s - 1 - 1e-6)
         fj = (v / self._dv).clamp(0, self.n_v - 1 - 1e-6)
         i0 = fi.long()
@@ -220,8 +174,21 @@ class HeatKernelSampler:
             (1 - wj) * tab[i0 + 1, j0] + wj * tab[i0 + 1, j0 + 1]
         )
         theta = (torch.sqrt(s) * v * torch.exp(g)).clamp(max=math.pi)
-        uniform = torch.arccos(1 - 2 * u[1])
+        uniform = torch.arccos(1 - 2 * u.to(self.dtype))
         return torch.where(s > self.s_max, uniform, theta)
+
+    def sample_angle(self, s: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Draw θ = d(x0, X_s).
+
+        Args:
+            s: Tensor, shape (N,), heat times > 0 on the table's device.
+            generator: random generator on that device.
+
+        Returns:
+            Tensor, shape (N,), angles in [0, π], the table's dtype.
+        """
+        u = torch.rand(s.shape, dtype=self.dtype, device=self.device, generator=generator)
+        return self.quantile_angle(s, u)
 
     def sample(
         self, x0: Tensor, s: float | Tensor, generator: torch.Generator | None = None
@@ -251,3 +218,61 @@ class HeatKernelSampler:
         return (torch.cos(th) * xd + torch.sin(th) * u).to(x0.dtype)
 
     __call__ = sample
+
+
+_TABLES: dict[tuple[float, float, int, int, float], Tensor] = {}
+
+
+def _build_table(
+    s_min: float, s_max: float, n_s: int, n_v: int, v_max: float, n_fine: int = 240
+) -> Tensor:
+    """g = log(θ/(√s v)) on the (log s, v) grid from an accurate CDF (float64, CPU)."""
+    ls0 = math.log(s_min)
+    dls = (math.log(s_max) - ls0) / (n_s - 1)
+    s = torch.exp(ls0 + dls * torch.arange(n_s, dtype=torch.float64))
+    top = torch.minimum(torch.full_like(s, math.pi), 10.0 * s.sqrt())
+    frac = torch.linspace(0, 1, n_fine + 1, dtype=torch.float64)
+    edges = top[:, None] * frac  # (n_s, n_fine + 1)
+    gl_t, gl_w = (
+        torch.as_tensor(a, dtype=torch.float64) for a in np.polynomial.legendre.leggauss(4)
+    )
+    h = (edges[:, 1:] - edges[:, :-1])[..., None]
+    nodes = edges[:, :-1, None] + h * (gl_t + 1) / 2  # (n_s, n_fine, 4)
+    s_nodes = s[:, None, None].expand_as(nodes)
+    logp_nodes, _ = _logp_dlogp_theta(nodes.reshape(-1), s_nodes.reshape(-1))
+    q_nodes = 2 * math.pi * torch.sin(nodes) * torch.exp(logp_nodes.reshape(nodes.shape))
+    mass = (q_nodes * gl_w * h / 2).sum(-1)  # (n_s, n_fine)
+    total = mass.sum(-1, keepdim=True)
+    # Survival S_j = P(θ ≥ edge_j), summed from the top (accurate in the tail).
+    surv = torch.flip(torch.cumsum(torch.flip(mass, [-1]), -1), [-1]) / total
+    surv = torch.cat([surv, torch.zeros_like(surv[:, :1])], dim=-1)
+    v_edges = torch.sqrt(-2 * torch.log(surv.clamp_min(1e-300)))  # (n_s, n_fine + 1)
+    s_edges = s[:, None].expand_as(edges)
+    logp_edges, _ = _logp_dlogp_theta(edges.reshape(-1), s_edges.reshape(-1))
+    q_edges = 2 * math.pi * torch.sin(edges) * torch.exp(logp_edges.reshape(edges.shape)) / total
+    # dθ/dv = v S / q (limit at θ = 0: 1/sqrt(2π p_s(0))).
+    p0 = torch.exp(logp_edges.reshape(edges.shape)[:, 0]) / total[:, 0]
+    slope = v_edges * surv / q_edges.clamp_min(1e-300)
+    slope[:, 0] = 1 / torch.sqrt(2 * math.pi * p0)
+    levels = (v_max / (n_v - 1)) * torch.arange(n_v, dtype=torch.float64)
+    theta = torch.empty(n_s, n_v, dtype=torch.float64)
+    for i in range(n_s):
+        vi = v_edges[i]
+        finite = torch.isfinite(vi) & (surv[i] > 1e-290)
+        vi_f, th_f, sl_f = vi[finite], edges[i][finite], slope[i][finite]
+        j = torch.searchsorted(vi_f, levels).clamp(1, vi_f.numel() - 1) - 1
+        v0, v1 = vi_f[j], vi_f[j + 1]
+        dv = (v1 - v0).clamp_min(1e-300)
+        t = ((levels - v0) / dv).clamp(0, 1)
+        h00, h10 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t
+        h01, h11 = -2 * t**3 + 3 * t**2, t**3 - t**2
+        # Cubic Hermite in v with the exact slopes dθ/dv (slopes in the tail are large
+        # but finite; clamp the result to the tabulated range).
+        theta[i] = (
+            h00 * th_f[j] + h10 * dv * sl_f[j] + h01 * th_f[j + 1] + h11 * dv * sl_f[j + 1]
+        ).clamp(0, float(top[i]))
+    ratio = theta[:, 1:] / (s.sqrt()[:, None] * levels[1:])
+    g = torch.empty_like(theta)
+    g[:, 1:] = torch.log(ratio)
+    g[:, 0] = torch.log(slope[:, 0] / s.sqrt())
+    return g

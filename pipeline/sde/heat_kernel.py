@@ -95,7 +95,9 @@ def _integral_logp_dlogp(theta: Tensor, s: Tensor, n_nodes: int = N_NODES) -> tu
     full = phi_max >= _PI
     safe_cth2 = torch.where(full, torch.ones_like(cth), cth * cth)
     sin2_u = torch.sin((phi_max + theta) / 2) * torch.sin((phi_max - theta) / 2) / safe_cth2
-    upper = torch.where(full, torch.full_like(theta, _PI / 2), torch.asin(sin2_u.clamp(0, 1).sqrt()))
+    upper = torch.where(
+        full, torch.full_like(theta, _PI / 2), torch.asin(sin2_u.clamp(0, 1).sqrt())
+    )
     u = upper[:, None] * t_nodes  # (N, n)
     w = upper[:, None] * w_nodes
     sin_u = torch.sin(u)
@@ -151,7 +153,7 @@ def _series_logp_dlogp(c: Tensor, s: Tensor, n_terms: int) -> tuple[Tensor, Tens
     dp_prev, dp_cur = torch.zeros_like(c), torch.ones_like(c)
     dens = torch.ones_like(c)
     ddens = torch.zeros_like(c)
-    for l in range(1, n_terms):
+    for l in range(1, n_terms):  # noqa: E741 (Legendre degree)
         coef = (2 * l + 1) * torch.exp(-l * (l + 1) * s / 2)
         dens = dens + coef * p_cur
         ddens = ddens + coef * dp_cur
@@ -183,10 +185,13 @@ def _logp_dlogp_theta(theta: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _prepare(theta: Tensor, s: float | Tensor) -> tuple[Tensor, Tensor, torch.Size, torch.dtype]:
-    s_t = torch.as_tensor(s, device=theta.device)
+    s_t = s if isinstance(s, Tensor) else torch.tensor(float(s), dtype=torch.float64)
+    s_t = s_t.to(theta.device)
     if bool((s_t <= 0).any()):
         raise ValueError("heat time s must be > 0")
-    out_dtype = torch.promote_types(theta.dtype, s_t.dtype) if s_t.is_floating_point() else theta.dtype
+    out_dtype = theta.dtype
+    if isinstance(s, Tensor) and s.is_floating_point():
+        out_dtype = torch.promote_types(theta.dtype, s.dtype)
     theta_b, s_b = torch.broadcast_tensors(theta.to(torch.float64), s_t.to(torch.float64))
     return theta_b.reshape(-1), s_b.reshape(-1), theta_b.shape, out_dtype
 
@@ -195,7 +200,9 @@ def _angle(x: Tensor, x0: Tensor) -> Tensor:
     """Accurate angle 2·atan2(|x − x0|, |x + x0|) in float64, shape broadcast(...)."""
     xd = x.to(torch.float64)
     x0d = x0.to(torch.float64)
-    return 2 * torch.atan2(torch.linalg.vector_norm(xd - x0d, dim=-1), torch.linalg.vector_norm(xd + x0d, dim=-1))
+    return 2 * torch.atan2(
+        torch.linalg.vector_norm(xd - x0d, dim=-1), torch.linalg.vector_norm(xd + x0d, dim=-1)
+    )
 
 
 # --------------------------------------------------------------------------- public API
@@ -351,7 +358,9 @@ def _theta_quadrature(s: float, n: int = 400) -> tuple[Tensor, Tensor]:
         pieces.append((lo + (hi - lo) * 0.5 * (t + 1), (hi - lo) * 0.5 * w))
     nodes = np.concatenate([p[0] for p in pieces])
     weights = np.concatenate([p[1] for p in pieces])
-    return torch.as_tensor(nodes, dtype=torch.float64), torch.as_tensor(weights, dtype=torch.float64)
+    return torch.as_tensor(nodes, dtype=torch.float64), torch.as_tensor(
+        weights, dtype=torch.float64
+    )
 
 
 def heat_kernel_total_mass(s: float, n: int = 400) -> float:

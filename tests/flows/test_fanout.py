@@ -11,7 +11,13 @@ import cloudpickle
 import pytest
 import torch
 
-from pipeline.flows.fanout import TransientError, is_transient, retry_on_transient, run_seeds
+from pipeline.flows.fanout import (
+    TransientError,
+    is_transient,
+    retry_on_transient,
+    run_in_flow,
+    run_seeds,
+)
 
 # Process and Dask workers unpickle the test functions by value (this module is not importable
 # there).
@@ -35,10 +41,12 @@ EXPECTED = [seeded_torch_work(s) for s in SEEDS]
     "spec",
     [
         {"kind": "thread", "max_workers": 2},
-        {"kind": "process", "max_workers": 2},
         {"kind": "dask", "max_workers": 2, "processes": False},
+        # Worker processes import torch and prefect: 8-20 s on 2 busy cores.
+        pytest.param({"kind": "process", "max_workers": 2}, marks=pytest.mark.slow),
+        pytest.param({"kind": "dask", "max_workers": 2}, marks=pytest.mark.slow),
     ],
-    ids=["thread", "process", "dask-localcluster"],
+    ids=["thread", "dask-localcluster-threads", "process", "dask-localcluster-processes"],
 )
 def test_run_seeds_same_results_on_every_runner(prefect_harness: None, spec: dict) -> None:
     results = run_seeds(seeded_torch_work, SEEDS, spec, flow_name=f"test-{spec['kind']}")
@@ -134,3 +142,20 @@ def test_retry_condition_reads_the_failed_state() -> None:
 def test_run_seeds_rejects_bad_seeds(seeds: list) -> None:
     with pytest.raises(ValueError, match="run_seeds"):
         run_seeds(seeded_torch_work, seeds)
+
+
+def test_run_in_flow_returns_and_raises(prefect_harness: None) -> None:
+    from prefect.context import FlowRunContext
+
+    def body() -> str:
+        ctx = FlowRunContext.get()
+        assert ctx is not None
+        return ctx.flow.name
+
+    assert run_in_flow(body, "ingest-volcano") == "ingest-volcano"
+
+    def boom() -> None:
+        raise ValueError("row 3 is bad")
+
+    with pytest.raises(ValueError, match="row 3 is bad"):
+        run_in_flow(boom, "ingest-broken")

@@ -187,9 +187,13 @@ def test_refresh_appends_and_reruns_only_dependent_stages(
     assert comparison["previous"] == versions[0]["version_id"]
     assert comparison["current"] == versions[1]["version_id"]
     by_key = {(r["catalogue"], r["metric"]): r for r in comparison["comparison"]}
-    assert by_key[("volcano", "test_nll_mean")]["diff"] == pytest.approx(-0.02, abs=1e-12)  # 3 -> 5 rows
+    # 3 -> 5 volcano rows: "test NLL" -0.03 -> -0.05.
+    assert by_key[("volcano", "test_nll_mean")]["diff"] == pytest.approx(-0.02, abs=1e-12)
     assert by_key[("volcano", "test_nll_mean")]["better"] == "B"
     assert by_key[("flood", "test_nll_mean")]["diff"] == 0.0
+
+    assert result.ok
+    assert "merged volcano/batch1.csv: 2 appended, 2 duplicates dropped" in result.summary()
 
     # A second refresh with nothing new reruns nothing and records no version.
     again = refresh(project)
@@ -225,7 +229,8 @@ def test_malformed_file_is_quarantined_and_changes_nothing(
     assert reason in outcome.reasons
     assert not (project / "data" / "incoming" / "volcano" / "bad.csv").exists()
     assert not (project / "data" / "incoming" / "volcano" / "processed").exists()
-    assert result.appended == {} and not result.repro_ran
+    assert result.appended == {} and not result.repro_ran and not result.ok
+    assert "QUARANTINED volcano/bad.csv" in result.summary()
     assert (project / "reports" / "versions.json").read_bytes() == versions_before
 
 

@@ -68,9 +68,7 @@ def test_log_exp_identity_inside_injectivity_radius(
     u = _tangent(manifold, x, gen)
     # Shrink to norm < 0.9·π per circle factor / on the sphere so log∘exp is the identity.
     u = 0.9 * math.pi * u / (1 + manifold.norm(x, u).unsqueeze(-1)) / math.sqrt(manifold.dim)
-    torch.testing.assert_close(
-        manifold.logmap(x, manifold.expmap(x, u)), u, rtol=0, atol=1e-12
-    )
+    torch.testing.assert_close(manifold.logmap(x, manifold.expmap(x, u)), u, rtol=0, atol=1e-12)
 
 
 def test_dist_symmetric_and_equals_log_norm(manifold: Manifold, gen: torch.Generator) -> None:
