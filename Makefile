@@ -22,8 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/dvc repro
-	$(BIN)/geosgm metrics
+	$(BIN)/geosgm run
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

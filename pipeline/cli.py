@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,10 +47,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cmd.append("--force")
     cmd.extend(args.targets)
     print("geosgm run: " + " ".join(cmd[1:]), flush=True)
-    env = dict(os.environ)
-    # DVC runs stage commands through the shell: `python` must be this environment's.
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    rc = subprocess.call(cmd, cwd=repo, env=env)
+    from pipeline.flows.server import local_prefect_server
+
+    start = time.perf_counter()
+    with local_prefect_server(repo):
+        env = dict(os.environ)
+        # DVC runs stage commands through the shell: `python` must be this environment's.
+        env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+        rc = subprocess.call(cmd, cwd=repo, env=env)
+    print(f"geosgm run: dvc repro took {time.perf_counter() - start:.0f} s", flush=True)
     if rc != 0:
         print(f"geosgm run: dvc repro failed with exit code {rc}", file=sys.stderr)
         return EXIT_FAILED

@@ -1029,7 +1029,7 @@ def _nll_blocks(summary: Mapping[str, Any]) -> list[_Block]:
             )
         rows.append(cells)
     return [
-        _Table(header, rows, set(range(2, len(header))), caption="Test NLL"),
+        _Table(header, rows, set(range(2, len(header)))),
         _Text(_NLL_LEGEND),
     ]
 
@@ -1071,7 +1071,7 @@ def _budget_blocks(summary: Mapping[str, Any]) -> list[_Block]:
                     _HtmlCell(f"{val:.3f}"),
                 ]
             )
-    return [_Table(header, rows, set(range(2, len(header))), caption="Training and evaluation")]
+    return [_Table(header, rows, set(range(2, len(header))))]
 
 
 def _budget_caveat(summary: Mapping[str, Any]) -> str:
@@ -1186,7 +1186,7 @@ def _version_blocks(summary: Mapping[str, Any], previous: PreviousVersion | None
             "when both versions share seeds and test-set size, Welch otherwise). "
             + _verdict(rows, label_a, label_b)
         ),
-        _Table(header, table_rows, set(range(2, 10)), caption="Versions"),
+        _Table(header, table_rows, set(range(2, 10))),
         _Text(
             "Every metric (std, CI, validation NLL, steps, wall time, NFE) in a terminal: "
             f"`geosgm compare {label_a} workspace`."

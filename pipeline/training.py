@@ -4,7 +4,8 @@ A checkpoint directory holds ``model.safetensors`` and ``ema.safetensors`` (weig
 ``state.pt`` (optimizer, scheduler, step, RNG states; read with ``weights_only=True``) and
 ``meta.json`` (step, elapsed seconds, config, loss history). Every file is written to a temporary
 name and moved into place with :func:`os.replace`; ``meta.json`` is written last, so a checkpoint
-is complete exactly when its ``meta.json`` names its step.
+is complete exactly when every file names the same step (the safetensors metadata ``step``,
+``state.pt``'s ``step`` and ``meta.json``'s); a resume checks this and refuses a mixed directory.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm import tqdm
@@ -119,7 +121,6 @@ class TrainResult:
     ema_state: dict[str, Tensor]
     out_dir: Path
     resumed_from: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -186,8 +187,14 @@ def save_checkpoint(
         meta: JSON-serialisable metadata; must include ``step``.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_dir / MODEL_FILE, lambda p: save_file(_cpu_state(model.state_dict()), str(p)))
-    _atomic_write(out_dir / EMA_FILE, lambda p: save_file(_cpu_state(ema.state_dict()), str(p)))
+    tag = {"step": str(int(meta["step"]))}
+    _atomic_write(
+        out_dir / MODEL_FILE,
+        lambda p: save_file(_cpu_state(model.state_dict()), str(p), metadata=tag),
+    )
+    _atomic_write(
+        out_dir / EMA_FILE, lambda p: save_file(_cpu_state(ema.state_dict()), str(p), metadata=tag)
+    )
     state = {
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -224,6 +231,12 @@ def load_checkpoint_weights(
     if not path.is_file():
         raise FileNotFoundError(f"no {which} weights at {path}")
     return load_file(str(path))
+
+
+def _weights_step(path: Path) -> int | None:
+    with safe_open(str(path), framework="pt") as f:
+        md = f.metadata() or {}
+    return int(md["step"]) if "step" in md else None
 
 
 def read_checkpoint_meta(out_dir: Path) -> dict[str, Any] | None:
@@ -304,10 +317,16 @@ def train(
         model.load_state_dict(load_checkpoint_weights(out_dir, "model"))
         ema.load_state_dict(load_checkpoint_weights(out_dir, "ema"))
         state = torch.load(out_dir / STATE_FILE, weights_only=True, map_location="cpu")
-        if int(state["step"]) != int(meta["step"]):
+        steps_seen = {
+            "meta.json": int(meta["step"]),
+            STATE_FILE: int(state["step"]),
+            MODEL_FILE: _weights_step(out_dir / MODEL_FILE),
+            EMA_FILE: _weights_step(out_dir / EMA_FILE),
+        }
+        if len(set(steps_seen.values())) != 1:
             raise RuntimeError(
-                f"inconsistent checkpoint in {out_dir}: state step {state['step']} "
-                f"!= meta step {meta['step']}"
+                f"inconsistent checkpoint in {out_dir} (interrupted while saving?): steps "
+                f"{steps_seen}; delete the directory or restore a consistent copy"
             )
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

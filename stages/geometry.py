@@ -25,10 +25,20 @@ from pipeline.ambient import experiments, plots
 from stages.common import load_params, section, write_json_atomic
 
 SECTION = "geometry"
-EXPERIMENTS: dict[str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any], Path], None], str]] = {
-    "variance_collapse": (experiments.variance_collapse, plots.plot_variance_collapse, "variance_collapse"),
+EXPERIMENTS: dict[
+    str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any], Path], None], str]
+] = {
+    "variance_collapse": (
+        experiments.variance_collapse,
+        plots.plot_variance_collapse,
+        "variance_collapse",
+    ),
     "langevin": (experiments.langevin_equilibria, plots.plot_langevin, "langevin_equilibria"),
-    "curvature": (experiments.curvature_coefficients, plots.plot_curvature, "curvature_coefficient"),
+    "curvature": (
+        experiments.curvature_coefficients,
+        plots.plot_curvature,
+        "curvature_coefficient",
+    ),
     "regression": (experiments.rb_regression, plots.plot_regression, "rb_regression"),
 }
 
@@ -48,11 +58,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _call(fn: Callable[..., dict[str, Any]], cfg: dict[str, Any], name: str, seed: int) -> dict[str, Any]:
+def _call(
+    fn: Callable[..., dict[str, Any]], cfg: dict[str, Any], name: str, seed: int
+) -> dict[str, Any]:
     allowed = set(inspect.signature(fn).parameters)
     unknown = set(cfg) - allowed
     if unknown:
-        raise KeyError(f"geometry.{name}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        raise KeyError(
+            f"geometry.{name}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}"
+        )
     kwargs = dict(cfg)
     if "settings" in kwargs:
         kwargs["settings"] = [tuple(map(float, s)) for s in kwargs["settings"]]
@@ -91,7 +105,16 @@ def summarize(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
             for k in ("true", "rb", "rb_corrected", "heat", "first_order_raw")
             for stat in ("mean", "kappa_eff")
         }
-        rec.update({k: r["ratios"][k] for k in ("rb_over_corrected_kappa", "corrected_over_heat_kappa", "rb_over_true_kappa")})
+        rec.update(
+            {
+                k: r["ratios"][k]
+                for k in (
+                    "rb_over_corrected_kappa",
+                    "corrected_over_heat_kappa",
+                    "rb_over_true_kappa",
+                )
+            }
+        )
         for k, sim in r.get("simulation", {}).items():
             rec[f"sim_{k}_mean"] = sim["mean_extrapolated"]
             rec[f"sim_{k}_se"] = sim["mean_extrapolated_se"]

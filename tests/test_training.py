@@ -148,3 +148,14 @@ def test_device_auto_and_bad_data(tmp_path: Path) -> None:
     model, _ = _setup()
     with pytest.raises(ValueError, match="train_data"):
         train(model, LOSS, torch.zeros(0, 3), _cfg(), tmp_path, progress=False)
+
+
+def test_resume_refuses_a_mixed_checkpoint(tmp_path: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    model, data = _setup()
+    train(model, LOSS, data, _cfg(steps=10), tmp_path, progress=False)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    save_file(weights, str(tmp_path / "model.safetensors"), metadata={"step": "20"})
+    with pytest.raises(RuntimeError, match="inconsistent checkpoint"):
+        train(model, LOSS, data, _cfg(steps=30), tmp_path, progress=False)

@@ -11,7 +11,8 @@ on the unit sphere :math:`II(u, v) = -\\langle u, v\\rangle z`, :math:`W_z = -\\
 
 Closed forms checked in the tests: :math:`S^d`: :math:`(1 - d/2)\\mathrm{Id}`; flat torus of unit
 circles in :math:`\\mathbb{R}^{2n}`: :math:`+\\tfrac12\\mathrm{Id}`; torus of revolution in
-:math:`\\mathbb{R}^3` (principal curvatures :math:`k_1 = 1/r`, :math:`k_2 = \\cos\\varphi/(R + r\\cos\\varphi)`):
+:math:`\\mathbb{R}^3` (principal curvatures :math:`k_1 = 1/r`, :math:`k_2 = \\cos\\varphi/(R +
+r\\cos\\varphi)`):
 :math:`\\mathrm{diag}(\\tfrac12 k_1(k_1 - k_2), \\tfrac12 k_2(k_2 - k_1))`, not a multiple of Id.
 """
 
@@ -75,7 +76,8 @@ def manifold_projector(manifold: Manifold) -> Projector:
 
 
 def curvature_operators(projector: Projector, z: Tensor, dim: int) -> CurvatureOperators:
-    """Second fundamental form, :math:`W_H`, Ricci and :math:`\\tfrac12W_H - \\mathrm{Ric}^\\sharp` at z.
+    """Second fundamental form, :math:`W_H`, Ricci and :math:`\\tfrac12W_H - \\mathrm{Ric}^\\sharp`
+    at z.
 
     The derivative of the projector is taken with forward-mode autodiff.
 
@@ -164,7 +166,8 @@ def torus_of_revolution_projector(R: float, r: float) -> Projector:
 
 
 def torus_of_revolution_operator_eigenvalues(R: float, r: float, phi: float) -> tuple[float, float]:
-    """Closed-form eigenvalues of :math:`\\tfrac12W_H - \\mathrm{Ric}^\\sharp` on the torus of revolution.
+    """Closed-form eigenvalues of :math:`\\tfrac12W_H - \\mathrm{Ric}^\\sharp` on the torus of
+    revolution.
 
     With principal curvatures :math:`k_1 = 1/r`, :math:`k_2 = \\cos\\varphi/(R + r\\cos\\varphi)`:
     :math:`(\\tfrac12 k_1(k_1 - k_2), \\tfrac12 k_2(k_2 - k_1))` (tube direction first).

@@ -2,7 +2,8 @@
 
 * :func:`variance_collapse` (4a): :math:`E|T_\\sigma|^2` vs :math:`E|r_\\sigma(\\pi(X))|^2` on S².
 * :func:`langevin_equilibria` (4b): equilibria of the true, RB and corrected-RB drifts on S^d.
-* :func:`curvature_coefficients` (4c): the operator :math:`\\tfrac12W_H - \\mathrm{Ric}^\\sharp` from the
+* :func:`curvature_coefficients` (4c): the operator :math:`\\tfrac12W_H - \\mathrm{Ric}^\\sharp`
+  from the
   second fundamental form, and the coefficient measured from :math:`r_\\sigma` itself on the flat
   torus and on spheres.
 * :func:`rb_regression` (4d): an MLP trained with and without Rao-Blackwellization.
@@ -13,11 +14,12 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
-from numpy.polynomial import chebyshev as cheb
 import torch
+from numpy.polynomial import chebyshev as cheb
 from scipy import special
 from torch import Tensor
 
@@ -41,6 +43,7 @@ from pipeline.ambient.langevin import (
 )
 from pipeline.ambient.models import AmbientScoreModel
 from pipeline.ambient.posterior import (
+    FloatArray,
     fiber_moments,
     raw_tangent_factor_vmf,
     sample_vmf,
@@ -51,6 +54,15 @@ from pipeline.ambient.targets import add_ambient_noise, raw_target, rb_target
 from pipeline.geometry.sphere import Sphere
 from pipeline.geometry.torus import FlatTorus
 from pipeline.models.mlp import MLP
+
+
+def _g_of_m(m: FloatArray, kappa: float, sigma: float, d: int) -> FloatArray:
+    return fiber_moments(m, kappa, sigma, d).g
+
+
+def _raw_phi_prime(m: FloatArray, kappa: float, sigma: float, d: int) -> FloatArray:
+    out: FloatArray = kappa * raw_tangent_factor_vmf(m, kappa, sigma, d)
+    return out
 
 
 def _loglog_slope(x: Sequence[float], y: Sequence[float]) -> float:
@@ -111,7 +123,9 @@ def variance_collapse(
         rows["t_sq_mc"].append(float(t2.mean()))
         rows["t_sq_mc_se"].append(float(t2.std() / math.sqrt(n_mc)))
         m = (y @ mu).numpy()
-        g_fit = cheb.Chebyshev.interpolate(lambda u, sg=float(sigma): fiber_moments(u, kappa, sg, d).g, 64)
+        g_fit = cheb.Chebyshev.interpolate(
+            partial(_g_of_m, kappa=kappa, sigma=float(sigma), d=d), 64
+        )
         g = g_fit(m)
         rows["r_sq_mc"].append(float(np.mean(kappa**2 * (1.0 - m * m) * g**2)))
     small = [i for i, s in enumerate(rows["sigma"]) if s <= slope_sigma_max + 1e-12]
@@ -122,7 +136,9 @@ def variance_collapse(
         "kappa": kappa,
         "d": d,
         **rows,
-        "slope_t_sq_small_sigma": _loglog_slope([rows["sigma"][i] for i in small], [rows["t_sq"][i] for i in small]),
+        "slope_t_sq_small_sigma": _loglog_slope(
+            [rows["sigma"][i] for i in small], [rows["t_sq"][i] for i in small]
+        ),
         "slope_t_sq_small_sigma_mc": _loglog_slope(
             [rows["sigma"][i] for i in small], [rows["t_sq_mc"][i] for i in small]
         ),
@@ -194,7 +210,7 @@ def langevin_equilibria(
                 "rb": rb_drift(kappa, sigma, d, False, chebyshev_degree),
                 "rb_corrected": rb_drift(kappa, sigma, d, True, chebyshev_degree),
                 "raw_on_manifold": ZonalDrift.from_function(
-                    lambda m, k=kappa, sg=sigma, dd=d: k * raw_tangent_factor_vmf(m, k, sg, dd),
+                    partial(_raw_phi_prime, kappa=kappa, sigma=sigma, d=d),
                     chebyshev_degree,
                     "raw_on_manifold",
                 ),
@@ -207,14 +223,22 @@ def langevin_equilibria(
             heat = heat_smoothed_stats(kappa, d, s)
             quad["heat"] = _stats_dict(heat, kappa)
             quad["heat"]["mean_closed_form"] = heat_smoothed_mean(kappa, d, s)
-            rec: dict[str, Any] = {"d": d, "kappa": kappa, "sigma": sigma, "curvature_coeff": c, "quadrature": quad}
+            rec: dict[str, Any] = {
+                "d": d,
+                "kappa": kappa,
+                "sigma": sigma,
+                "curvature_coeff": c,
+                "quadrature": quad,
+            }
             rec["ratios"] = {
                 "rb_over_true_kappa": quad["rb"]["kappa_eff"] / kappa,
                 "rb_over_true_mean": quad["rb"]["mean"] / quad["true"]["mean"],
-                "rb_over_corrected_kappa": quad["rb"]["kappa_eff"] / quad["rb_corrected"]["kappa_eff"],
+                "rb_over_corrected_kappa": quad["rb"]["kappa_eff"]
+                / quad["rb_corrected"]["kappa_eff"],
                 "rb_over_corrected_mean": quad["rb"]["mean"] / quad["rb_corrected"]["mean"],
                 "corrected_over_true_kappa": quad["rb_corrected"]["kappa_eff"] / kappa,
-                "corrected_over_heat_kappa": quad["rb_corrected"]["kappa_eff"] / quad["heat"]["kappa_eff"],
+                "corrected_over_heat_kappa": quad["rb_corrected"]["kappa_eff"]
+                / quad["heat"]["kappa_eff"],
                 "corrected_over_heat_mean": quad["rb_corrected"]["mean"] / quad["heat"]["mean"],
                 "first_order_raw_over_true_kappa": 1.0 + c * s,
                 "first_order_corrected_over_true_kappa": (1.0 + c * s) * (1.0 - c * s),
@@ -242,7 +266,8 @@ def langevin_equilibria(
                         "std_errors": res.std_errors,
                         "mean_extrapolated": res.extrapolated,
                         "mean_extrapolated_se": res.extrapolated_se,
-                        "z_vs_quadrature": (res.extrapolated - quad[k]["mean"]) / res.extrapolated_se,
+                        "z_vs_quadrature": (res.extrapolated - quad[k]["mean"])
+                        / res.extrapolated_se,
                     }
                 rec["simulation"] = sim
             records.append(rec)
@@ -259,11 +284,14 @@ def _torus_log_q(k1: float, k2: float, k12: float) -> Any:
 
 
 def _score_and_bias(log_q: Any, phi: Tensor) -> tuple[Tensor, Tensor]:
-    """Flat-torus score and Tweedie bias :math:`b_q = \\tfrac12\\nabla(\\Delta\\log q + |\\nabla\\log q|^2)`."""
+    """Flat-torus score and Tweedie bias :math:`b_q = \\tfrac12\\nabla(\\Delta\\log q +
+    |\\nabla\\log q|^2)`."""
     x = phi.clone().requires_grad_(True)
     lq = log_q(x).sum()
     (grad,) = torch.autograd.grad(lq, x, create_graph=True)
-    lap = sum(torch.autograd.grad(grad[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(2))
+    lap = sum(
+        torch.autograd.grad(grad[:, i].sum(), x, create_graph=True)[0][:, i] for i in range(2)
+    )
     f = lap + grad.pow(2).sum(-1)
     (gf,) = torch.autograd.grad(f.sum(), x)
     return grad.detach(), 0.5 * gf
@@ -281,12 +309,14 @@ def curvature_coefficients(
     doughnut: tuple[float, float] = (2.0, 0.5),
     seed: int = 0,
 ) -> dict[str, Any]:
-    """The operator :math:`\\tfrac12W_H - \\mathrm{Ric}^\\sharp` and its measured coefficient (issue 1, 4c).
+    """The operator :math:`\\tfrac12W_H - \\mathrm{Ric}^\\sharp` and its measured coefficient
+    (issue 1, 4c).
 
     1. Differential geometry: the operator from the derivative of the tangent projector at random
        points of ``Sphere(d)`` and ``FlatTorus(n)``, and on the torus of revolution in R³.
     2. Statistics: on the flat torus :math:`(S^1)^2 \\subset \\mathbb{R}^4` with the non-product
-       density :math:`q \\propto \\exp(k_1\\cos\\theta_1 + k_2\\cos\\theta_2 + k_{12}\\cos(\\theta_1 - \\theta_2))`,
+       density :math:`q \\propto \\exp(k_1\\cos\\theta_1 + k_2\\cos\\theta_2 +
+       k_{12}\\cos(\\theta_1 - \\theta_2))`,
        the exact :math:`r_\\sigma` (2-D posterior quadrature) minus the score, divided by σ², minus
        :math:`b_q`, projected on the score: :math:`\\hat c(\\sigma) \\to c` as σ -> 0 (fit
        :math:`\\hat c = c + a\\sigma^2`). Same on S^d with vMF data via :math:`g_\\sigma`.
@@ -442,7 +472,8 @@ def rb_regression(
 
     For each sample size n, the same n pairs (Z, X = Z + σξ) train two models at fixed σ:
     ``raw`` (input X, target (Z - X)/σ²) and ``rb`` (input π(X), target
-    :math:`P_{\\pi(X)}(Z - X)/\\sigma^2`). Test error on fresh :math:`z \\sim q`, of the tangent field
+    :math:`P_{\\pi(X)}(Z - X)/\\sigma^2`). Test error on fresh :math:`z \\sim q`, of the tangent
+    field
     used downstream (model at the manifold point, projected): against the true score
     :math:`\\kappa P_z\\mu` (``err_true``) and against each target's exact population regression
     function (``err_own``: :math:`\\kappa h_\\sigma P_z\\mu` for raw, :math:`r_\\sigma` for rb).
@@ -476,8 +507,12 @@ def rb_regression(
     p_mu = mu - (z_test @ mu)[:, None] * z_test
     true_score = kappa * p_mu
     own = {
-        "raw": kappa * torch.as_tensor(raw_tangent_factor_vmf(m_test, kappa, sigma, 2), dtype=dtype)[:, None] * p_mu,
-        "rb": kappa * torch.as_tensor(fiber_moments(m_test, kappa, sigma, 2).g, dtype=dtype)[:, None] * p_mu,
+        "raw": kappa
+        * torch.as_tensor(raw_tangent_factor_vmf(m_test, kappa, sigma, 2), dtype=dtype)[:, None]
+        * p_mu,
+        "rb": kappa
+        * torch.as_tensor(fiber_moments(m_test, kappa, sigma, 2).g, dtype=dtype)[:, None]
+        * p_mu,
     }
     score_sq = float(true_score.pow(2).sum(-1).mean())
     out: dict[str, Any] = {
@@ -493,7 +528,9 @@ def rb_regression(
         k: {"err_true": [], "err_own": []} for k in ("raw", "rb")
     }
     for n in n_samples:
-        per: dict[str, dict[str, list[float]]] = {k: {"err_true": [], "err_own": []} for k in ("raw", "rb")}
+        per: dict[str, dict[str, list[float]]] = {
+            k: {"err_true": [], "err_own": []} for k in ("raw", "rb")
+        }
         for _ in range(reps):
             z = sample_vmf(mu, kappa, n, gen)
             x = add_ambient_noise(z, sig, gen)
@@ -502,7 +539,9 @@ def rb_regression(
             for kind in ("raw", "rb"):
                 net = MLP(3, 3, hidden=hidden, depth=depth, activation="sine", omega=omega)
                 model = AmbientScoreModel(net, manifold, "raw" if kind == "raw" else "rb")
-                model = _fit_regressor(model, *data[kind], sig, steps, batch_size, lr, eval_every, gen)
+                model = _fit_regressor(
+                    model, *data[kind], sig, steps, batch_size, lr, eval_every, gen
+                )
                 with torch.no_grad():
                     pred = manifold.proju(z_test, model(z_test, sig))
                 per[kind]["err_true"].append(float((pred - true_score).pow(2).sum(-1).mean()))

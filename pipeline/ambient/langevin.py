@@ -1,6 +1,7 @@
 """Langevin equilibria on :math:`S^d` for zonal drifts, by quadrature and by simulation.
 
-A zonal drift is :math:`b(z) = \\varphi'(m) P_z\\mu` with :math:`m = \\langle z, \\mu\\rangle`; since
+A zonal drift is :math:`b(z) = \\varphi'(m) P_z\\mu` with :math:`m = \\langle z, \\mu\\rangle`;
+since
 :math:`\\nabla_M m = P_z\\mu` it is the gradient of :math:`\\Phi(m) = \\int_1^m \\varphi'`, so the
 Langevin diffusion :math:`dZ = b\\,dt + \\sqrt2\\, dB^M` has the equilibrium
 :math:`p(z) \\propto e^{\\Phi(m)}`, whose law in m is
@@ -39,13 +40,13 @@ from pipeline.ambient.posterior import (
 )
 from pipeline.geometry.manifold import Manifold
 
-
 _TABLES: dict[tuple[object, ...], Tensor] = {}
 
 
 @dataclass(frozen=True)
 class ZonalDrift:
-    """Zonal gradient drift :math:`b(z) = \\varphi'(m) P_z\\mu`, with φ' a Chebyshev series on [-1, 1].
+    """Zonal gradient drift :math:`b(z) = \\varphi'(m) P_z\\mu`, with φ' a Chebyshev series on [-1,
+    1].
 
     Attributes:
         coeffs: Array, shape (K,), Chebyshev coefficients of φ'.
@@ -56,7 +57,9 @@ class ZonalDrift:
     name: str = ""
 
     @classmethod
-    def from_function(cls, f: Callable[[FloatArray], FloatArray], degree: int = 96, name: str = "") -> ZonalDrift:
+    def from_function(
+        cls, f: Callable[[FloatArray], FloatArray], degree: int = 96, name: str = ""
+    ) -> ZonalDrift:
         """Chebyshev interpolant of a smooth function φ' on [-1, 1].
 
         Args:
@@ -79,7 +82,7 @@ class ZonalDrift:
         Returns:
             Array, same shape.
         """
-        out: FloatArray = cheb.chebval(m, self.coeffs)
+        out: FloatArray = np.asarray(cheb.chebval(m, self.coeffs), dtype=np.float64)
         return out
 
     def potential(self, m: FloatArray) -> FloatArray:
@@ -100,7 +103,8 @@ class ZonalDrift:
 
         The table (``table_size`` uniform nodes on [-1, 1], cached per dtype/device) makes one
         evaluation a handful of tensor ops; the interpolation error is
-        :math:`\le \max|\varphi''|\,\Delta^2/8` with :math:`\Delta = 2/(\text{table\_size} - 1)`.
+        :math:`\\le \\max|\varphi''|\\,\\Delta^2/8` with :math:`\\Delta = 2/(\text{table\\_size} -
+        1)`.
 
         Args:
             m: Tensor of values in [-1, 1], any shape.
@@ -149,7 +153,12 @@ def constant_drift(kappa: float, name: str = "true") -> ZonalDrift:
 
 
 def rb_drift(
-    kappa: float, sigma: float, d: int, corrected: bool, degree: int = 96, curvature_coeff: float | None = None
+    kappa: float,
+    sigma: float,
+    d: int,
+    corrected: bool,
+    degree: int = 96,
+    curvature_coeff: float | None = None,
 ) -> ZonalDrift:
     """Drift of the exact RB target :math:`r_\\sigma` (optionally corrected) for vMF(μ, κ) on S^d.
 
@@ -190,8 +199,11 @@ class EquilibriumStats:
     kappa_eff: float
 
 
-def zonal_stats(log_density: Callable[[FloatArray], FloatArray], d: int, n: int = 160) -> EquilibriumStats:
-    """Moments of the zonal law :math:`\\propto e^{\\ell(m)}(1-m^2)^{(d-2)/2}` by Gauss-Jacobi quadrature.
+def zonal_stats(
+    log_density: Callable[[FloatArray], FloatArray], d: int, n: int = 160
+) -> EquilibriumStats:
+    """Moments of the zonal law :math:`\\propto e^{\\ell(m)}(1-m^2)^{(d-2)/2}` by Gauss-Jacobi
+    quadrature.
 
     Args:
         log_density: Unnormalised log density ℓ(m) w.r.t. the area (vectorised).
@@ -224,12 +236,16 @@ def equilibrium_quadrature(drift: ZonalDrift, d: int, n: int = 160) -> Equilibri
     return zonal_stats(drift.potential, d, n)
 
 
-def heat_smoothed_log_density(m: FloatArray, kappa: float, d: int, s: float, l_max: int = 200) -> FloatArray:
+def heat_smoothed_log_density(
+    m: FloatArray, kappa: float, d: int, s: float, l_max: int = 200
+) -> FloatArray:
     """Log density (up to a constant) of vMF(μ, κ) on :math:`S^d` after heat time s under ½Δ.
 
     Gegenbauer expansion, :math:`\\lambda = (d-1)/2`:
-    :math:`e^{\\kappa m} \\propto \\sum_l (l+\\lambda) I_{l+\\lambda}(\\kappa) C^{\\lambda}_l(m)` and
-    the degree-l part decays by :math:`e^{-l(l+d-1)s/2}` (for d = 1, cosines :math:`\\cos(l\\theta)`).
+    :math:`e^{\\kappa m} \\propto \\sum_l (l+\\lambda) I_{l+\\lambda}(\\kappa) C^{\\lambda}_l(m)`
+    and
+    the degree-l part decays by :math:`e^{-l(l+d-1)s/2}` (for d = 1, cosines
+    :math:`\\cos(l\\theta)`).
 
     Args:
         m: Array of values in [-1, 1].
@@ -277,7 +293,8 @@ def heat_smoothed_stats(kappa: float, d: int, s: float, n: int = 160) -> Equilib
 
 
 def heat_smoothed_mean(kappa: float, d: int, s: float) -> float:
-    """Closed form :math:`E_s\\langle z,\\mu\\rangle = A_{d+1}(\\kappa)e^{-ds/2}` (m is a Laplace eigenfunction).
+    """Closed form :math:`E_s\\langle z,\\mu\\rangle = A_{d+1}(\\kappa)e^{-ds/2}` (m is a Laplace
+    eigenfunction).
 
     Args:
         kappa: Concentration.

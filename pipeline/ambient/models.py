@@ -3,19 +3,23 @@
 Three variants, trained with the RSGM trainer (``loss_fn(model, x0, generator)``):
 
 * ``ambient_raw``: network input the noisy ambient point X and σ; regression target
-  :math:`(Z - X)/\\sigma^2`. Parameterised as :math:`\\hat s(X, \\sigma) = \\mathrm{net}(X, c(\\sigma))/\\sigma`
-  (noise prediction: with the default σ²-weighting the loss is :math:`\\tfrac12|\\mathrm{net} + \\xi|^2`).
+  :math:`(Z - X)/\\sigma^2`. Parameterised as :math:`\\hat s(X, \\sigma) = \\mathrm{net}(X,
+  c(\\sigma))/\\sigma`
+  (noise prediction: with the default σ²-weighting the loss is :math:`\\tfrac12|\\mathrm{net} +
+  \\xi|^2`).
 * ``ambient_rb``: input :math:`\\pi(X)` and σ; target the Rao-Blackwellized tangent vector
   :math:`P_{\\pi(X)}(Z - X)/\\sigma^2`. Parameterised as
   :math:`\\hat s(y, \\sigma) = P_y\\, \\mathrm{net}(y, c(\\sigma))` (O(1) output: its regression
   function :math:`r_\\sigma` is O(1) although the target has variance :math:`d/\\sigma^2`).
 * ``ambient_rb_corrected``: the ``ambient_rb`` weights, with the post-hoc curvature correction
-  :math:`\\hat s - \\sigma^2(\\tfrac12W_H - \\mathrm{Ric}^\\sharp)\\hat s = (1 - c\\sigma^2)\\hat s` applied
+  :math:`\\hat s - \\sigma^2(\\tfrac12W_H - \\mathrm{Ric}^\\sharp)\\hat s = (1 - c\\sigma^2)\\hat
+  s` applied
   at use, c = ``manifold.curvature_operator_coeff`` (zero on S², so identical to ``ambient_rb``
   there).
 
 Noise levels follow the RSGM heat times: t is drawn like the RSGM t-sampler on [eps, T] and
-:math:`\\sigma = \\sqrt{s(t)}`. The network is conditioned on :math:`c(\\sigma) = \\tfrac14\\log\\sigma`
+:math:`\\sigma = \\sqrt{s(t)}`. The network is conditioned on :math:`c(\\sigma) =
+\\tfrac14\\log\\sigma`
 (EDM's noise conditioning; in about [-1.7, 0.1] for σ from 1e-3 to 1.5), not on t, so a trained
 model does not depend on the schedule it was trained with.
 
@@ -78,7 +82,8 @@ def noise_condition(sigma: Tensor) -> Tensor:
 
 
 class AmbientScoreModel(nn.Module):
-    """Noise-conditional ambient score model :math:`(x, \\sigma) \\mapsto \\hat s` (see module docstring).
+    """Noise-conditional ambient score model :math:`(x, \\sigma) \\mapsto \\hat s` (see module
+    docstring).
 
     Args:
         net: Module mapping (x (B, D), c (B,)) to (B, D), e.g. :class:`pipeline.models.mlp.MLP`.
@@ -165,9 +170,13 @@ def make_ambient_loss(
     """
     unknown = set(cfg) - _LOSS_KEYS
     if unknown:
-        raise ValueError(f"unknown ambient loss keys {sorted(unknown)}; known: {sorted(_LOSS_KEYS)}")
+        raise ValueError(
+            f"unknown ambient loss keys {sorted(unknown)}; known: {sorted(_LOSS_KEYS)}"
+        )
     target = variant_target(kind)
-    t_sampler = TimeSampler(cfg.get("t_sampler", "log_uniform"), float(cfg.get("eps", 1e-3)), float(schedule.T))
+    t_sampler = TimeSampler(
+        cfg.get("t_sampler", "log_uniform"), float(cfg.get("eps", 1e-3)), float(schedule.T)
+    )
     weighting: Weighting = cfg.get("weighting", "variance")
 
     def loss_fn(model: nn.Module, x0: Tensor, generator: torch.Generator) -> Tensor:
@@ -270,6 +279,8 @@ def ambient_score_field(
         ValueError: If the model's target does not match the variant.
     """
     if model.target != variant_target(variant):
-        raise ValueError(f"model has target {model.target!r}, variant {variant!r} needs {variant_target(variant)!r}")
+        raise ValueError(
+            f"model has target {model.target!r}, "
+            f"variant {variant!r} needs {variant_target(variant)!r}"
+        )
     return AmbientScoreField(model, manifold, schedule, corrected=variant == "ambient_rb_corrected")
-

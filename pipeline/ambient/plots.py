@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -22,7 +23,14 @@ def plot_variance_collapse(res: dict[str, Any], path: Path) -> None:
     s = np.asarray(res["sigma"])
     fig, ax = plt.subplots(figsize=(6, 4.2))
     ax.loglog(s, res["t_sq"], "k-", label=r"$E|T_\sigma|^2$ (quadrature)")
-    ax.errorbar(s, res["t_sq_mc"], yerr=2 * np.asarray(res["t_sq_mc_se"]), fmt="ko", ms=3, label="Monte Carlo")
+    ax.errorbar(
+        s,
+        res["t_sq_mc"],
+        yerr=2 * np.asarray(res["t_sq_mc_se"]),
+        fmt="ko",
+        ms=3,
+        label="Monte Carlo",
+    )
     ax.loglog(s, res["r_sq"], "b-", label=r"$E|r_\sigma(\pi(X))|^2$ (quadrature)")
     ax.loglog(s, res["r_sq_mc"], "bo", ms=3, label="Monte Carlo")
     ax.loglog(s, res["d"] / s**2, "k:", lw=1, label=r"$d/\sigma^2$")
@@ -31,7 +39,8 @@ def plot_variance_collapse(res: dict[str, Any], path: Path) -> None:
     ax.set_xlabel(r"$\sigma$")
     ax.set_ylabel("second moment")
     ax.set_title(
-        rf"S², vMF($\kappa$={res['kappa']:g}): slope {res['slope_t_sq_small_sigma']:.3f} for $\sigma\leq${res['slope_sigma_max']:g}"
+        rf"S², vMF($\kappa$={res['kappa']:g}): slope {res['slope_t_sq_small_sigma']:.3f}"
+        rf" for $\sigma\leq${res['slope_sigma_max']:g}"
     )
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -49,9 +58,15 @@ def plot_langevin(res: dict[str, Any], path: Path) -> None:
     recs = res["records"]
     dims = sorted({r["d"] for r in recs})
     settings = sorted({(r["kappa"], r["sigma"]) for r in recs}, reverse=True)
-    fig, axes = plt.subplots(len(settings), len(dims), figsize=(4 * len(dims), 3.2 * len(settings)), squeeze=False)
-    styles = {"true": ("k", "true vMF"), "rb": ("C1", r"$r_\sigma$ (RB, uncorrected)"),
-              "rb_corrected": ("C0", r"corrected $r_\sigma$"), "heat": ("C2", r"heat-smoothed, $s=\sigma^2$")}
+    fig, axes = plt.subplots(
+        len(settings), len(dims), figsize=(4 * len(dims), 3.2 * len(settings)), squeeze=False
+    )
+    styles = {
+        "true": ("k", "true vMF"),
+        "rb": ("C1", r"$r_\sigma$ (RB, uncorrected)"),
+        "rb_corrected": ("C0", r"corrected $r_\sigma$"),
+        "heat": ("C2", r"heat-smoothed, $s=\sigma^2$"),
+    }
     for r in recs:
         i = settings.index((r["kappa"], r["sigma"]))
         ax = axes[i][dims.index(r["d"])]
@@ -62,8 +77,14 @@ def plot_langevin(res: dict[str, Any], path: Path) -> None:
             mean = r["quadrature"][key]["mean"]
             ax.axvline(mean, color=col, ls=ls, lw=0.7, alpha=0.6)
         for key, sim in r.get("simulation", {}).items():
-            ax.errorbar(sim["mean_extrapolated"], 0.0, xerr=2 * sim["mean_extrapolated_se"],
-                        fmt="v", color=styles[key][0], ms=6)
+            ax.errorbar(
+                sim["mean_extrapolated"],
+                0.0,
+                xerr=2 * sim["mean_extrapolated_se"],
+                fmt="v",
+                color=styles[key][0],
+                ms=6,
+            )
         q = r["quadrature"]
         ax.set_title(
             f"S^{r['d']}, κ={r['kappa']:g}, σ={r['sigma']:.3f}\n"
@@ -92,13 +113,24 @@ def plot_curvature(res: dict[str, Any], path: Path) -> None:
     ax.axhline(0.5, color="k", ls=":", lw=1)
     for j, (name, rec) in enumerate(res["sphere_measured"].items()):
         x = np.asarray(rec["sigmas"]) ** 2
-        ax.plot(x, rec["c_hat"], "s-", color=f"C{j}", ms=4,
-                label=f"{name.replace('sphere_', 'S^')} (→ {rec['c_extrapolated']:.4f})")
+        ax.plot(
+            x,
+            rec["c_hat"],
+            "s-",
+            color=f"C{j}",
+            ms=4,
+            label=f"{name.replace('sphere_', 'S^')} (→ {rec['c_extrapolated']:.4f})",
+        )
         ax.axhline(rec["closed_form"], color=f"C{j}", ls=":", lw=1)
     ax.set_xlabel(r"$\sigma^2$")
-    ax.set_ylabel(r"$\hat c(\sigma)$: $\langle (r_\sigma-\nabla\log q)/\sigma^2 - b_q, \nabla\log q\rangle / |\nabla\log q|^2$")
-    ax.yaxis.label.set_size(7)
-    ax.set_title("extrinsic coefficient of ½W_H − Ric♯ measured from r_σ (dotted: closed forms)", fontsize=8)
+    ax.set_ylabel(
+        r"$\hat c(\sigma)$: $\langle (r_\sigma-\nabla\log q)/\sigma^2 - b_q,"
+        r" \nabla\log q\rangle / |\nabla\log q|^2$"
+    )
+    ax.yaxis.label.set_fontsize(7)
+    ax.set_title(
+        "extrinsic coefficient of ½W_H − Ric♯ measured from r_σ (dotted: closed forms)", fontsize=8
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -118,7 +150,10 @@ def plot_regression(res: dict[str, Any], path: Path) -> None:
         (axes[0], "err_own", "vs own population regression function"),
         (axes[1], "err_true", r"vs true score $\kappa P_z\mu$"),
     ):
-        for kind, col, lab in (("raw", "C1", "without RB (raw target, input X)"), ("rb", "C0", r"with RB (input $\pi(X)$)")):
+        for kind, col, lab in (
+            ("raw", "C1", "without RB (raw target, input X)"),
+            ("rb", "C0", r"with RB (input $\pi(X)$)"),
+        ):
             ax.loglog(n, res[kind][key], "o-", color=col, label=lab)
             reps = np.asarray(res[kind][f"{key}_per_rep"])
             ax.loglog(np.repeat(n, reps.shape[1]), reps.ravel(), ".", color=col, alpha=0.4)

@@ -1,6 +1,8 @@
-"""Rao-Blackwellized target :math:`r_\\sigma` for a von Mises-Fisher prior on :math:`S^d`, by quadrature.
+"""Rao-Blackwellized target :math:`r_\\sigma` for a von Mises-Fisher prior on :math:`S^d`, by
+quadrature.
 
-Setting (seed 002): :math:`Z \\sim q = \\mathrm{vMF}(\\mu, \\kappa)` on :math:`S^d \\subset \\mathbb{R}^D`
+Setting (seed 002): :math:`Z \\sim q = \\mathrm{vMF}(\\mu, \\kappa)` on :math:`S^d \\subset
+\\mathbb{R}^D`
 (D = d + 1, density w.r.t. area), :math:`X = Z + \\sigma\\xi`, :math:`y = \\pi(X) = X/|X|` and the
 tangent target :math:`T_\\sigma = P_y(Z - X)/\\sigma^2 = P_y Z/\\sigma^2` (since :math:`P_y X = 0`).
 
@@ -12,7 +14,8 @@ Reduction used here. Write :math:`X = \\rho y` (:math:`\\rho > 0`, Jacobian :mat
 * Given the direction y, the radius has density
   :math:`p(\\rho | y) \\propto \\rho^d e^{-\\rho^2/(2\\sigma^2)}\\, \\Psi_D(|v_\\rho|)` with
   :math:`v_\\rho = \\kappa\\mu + \\rho y/\\sigma^2` and
-  :math:`\\Psi_D(a) = \\int_{S^d} e^{a\\langle e, z\\rangle} dz = (2\\pi)^{D/2} I_{D/2-1}(a)/a^{D/2-1}`.
+  :math:`\\Psi_D(a) = \\int_{S^d} e^{a\\langle e, z\\rangle} dz = (2\\pi)^{D/2}
+  I_{D/2-1}(a)/a^{D/2-1}`.
 
 Hence, with :math:`m = \\langle y, \\mu \\rangle` and :math:`P_y v_\\rho = \\kappa P_y \\mu`,
 
@@ -65,7 +68,9 @@ def log_vmf_partition(a: ArrayLike, D: int) -> FloatArray:
     nu = 0.5 * D - 1.0
     log_area = math.log(2.0) + 0.5 * D * math.log(math.pi) - special.gammaln(0.5 * D)
     safe = np.maximum(a, _SMALL_A)
-    big = 0.5 * D * math.log(2.0 * math.pi) + np.log(special.ive(nu, safe)) + safe - nu * np.log(safe)
+    big = (
+        0.5 * D * math.log(2.0 * math.pi) + np.log(special.ive(nu, safe)) + safe - nu * np.log(safe)
+    )
     # Series near 0: log Psi = log|S^{D-1}| + a^2 / (2D) + O(a^4).
     small = log_area + a * a / (2.0 * D)
     out: FloatArray = np.where(a < _SMALL_A, small, big)
@@ -117,7 +122,8 @@ def vmf_kappa_from_mean(mean: float, D: int) -> float:
 
 
 def vmf_score_sq_mean(kappa: float, d: int) -> float:
-    """:math:`E|\\nabla_M \\log q|^2 = \\kappa^2(1 - E\\langle z,\\mu\\rangle^2)` under vMF(μ, κ) on S^d.
+    """:math:`E|\\nabla_M \\log q|^2 = \\kappa^2(1 - E\\langle z,\\mu\\rangle^2)` under vMF(μ, κ)
+    on S^d.
 
     On :math:`S^2` this is :math:`2\\kappa\\coth\\kappa - 2`. In general
     :math:`E\\langle z,\\mu\\rangle^2 = 1 - d A_D(\\kappa)/\\kappa`.
@@ -152,7 +158,8 @@ def radial_quadrature(
     """Quadrature for :math:`\\int_0^\\infty (\\cdot)\\, d\\rho` against :math:`p(\\rho | y)`.
 
     The radius posterior peaks near :math:`\\rho^* = (1 + \\sqrt{1 + 4d\\sigma^2})/2` with width
-    about σ; the rule covers :math:`[0, \\rho^* + \\kappa\\sigma^2 + 14\\sigma]` with panels of width
+    about σ; the rule covers :math:`[0, \\rho^* + \\kappa\\sigma^2 + 14\\sigma]` with panels of
+    width
     σ / ``panels_per_sigma`` and ``order`` Gauss-Legendre nodes each.
 
     Args:
@@ -323,10 +330,12 @@ def raw_tangent_factor_vmf(m: ArrayLike, kappa: float, sigma: float, d: int) -> 
 
 
 def rb_expansion_coefficient(m: ArrayLike, kappa: float, d: int) -> FloatArray:
-    """Predicted σ² coefficient of :math:`g_\\sigma`: :math:`g_\\sigma = 1 + \\sigma^2 c(m) + o(\\sigma^2)`.
+    """Predicted σ² coefficient of :math:`g_\\sigma`: :math:`g_\\sigma = 1 + \\sigma^2 c(m) +
+    o(\\sigma^2)`.
 
     From seed 002's expansion :math:`r_\\sigma = \\nabla\\log q + \\sigma^2(b_q + g_{ext})` with
-    :math:`\\log q = \\kappa m`, :math:`\\Delta m = -d\\,m`: :math:`b_q = -(d/2 + \\kappa m)\\nabla\\log q`
+    :math:`\\log q = \\kappa m`, :math:`\\Delta m = -d\\,m`: :math:`b_q = -(d/2 + \\kappa
+    m)\\nabla\\log q`
     and :math:`g_{ext} = (1 - d/2)\\nabla\\log q`, so :math:`c(m) = 1 - d - \\kappa m`.
 
     Args:
@@ -342,9 +351,13 @@ def rb_expansion_coefficient(m: ArrayLike, kappa: float, d: int) -> FloatArray:
 
 
 def sphere_marginal_expectation(
-    f: Callable[[FloatArray], FloatArray], log_density: Callable[[FloatArray], FloatArray], d: int, n: int = 96
+    f: Callable[[FloatArray], FloatArray],
+    log_density: Callable[[FloatArray], FloatArray],
+    d: int,
+    n: int = 96,
 ) -> float:
-    """:math:`\\int_{S^d} f(\\langle y,\\mu\\rangle) p(y) dy` for zonal f and p, by Gauss-Jacobi in m.
+    """:math:`\\int_{S^d} f(\\langle y,\\mu\\rangle) p(y) dy` for zonal f and p, by Gauss-Jacobi in
+    m.
 
     Uses :math:`dy = |S^{d-1}| (1 - m^2)^{(d-2)/2} dm` (d >= 2) or two points per m (d = 1,
     :math:`dy = 2(1-m^2)^{-1/2} dm`).
@@ -367,7 +380,9 @@ def sphere_marginal_expectation(
     return float(area_lower * np.sum(w * np.exp(log_density(x)) * f(x)))
 
 
-def sample_vmf(mu: Tensor, kappa: float, n: int, generator: torch.Generator | None = None) -> Tensor:
+def sample_vmf(
+    mu: Tensor, kappa: float, n: int, generator: torch.Generator | None = None
+) -> Tensor:
     """Exact draws from vMF(μ, κ) on :math:`S^{D-1}` (Wood 1994; inverse CDF on :math:`S^2`).
 
     Args:
@@ -385,28 +400,28 @@ def sample_vmf(mu: Tensor, kappa: float, n: int, generator: torch.Generator | No
     D = mu.shape[-1]
     if kappa < 0 or D < 2:
         raise ValueError(f"need kappa >= 0 and D >= 2, got kappa={kappa}, D={D}")
-    opts = {"dtype": mu.dtype, "device": mu.device}
+    dt, dev = mu.dtype, mu.device
     if kappa == 0:
-        w = torch.randn(n, D, generator=generator, **opts)  # type: ignore[arg-type]
+        w = torch.randn(n, D, generator=generator, dtype=dt, device=dev)
         return w / w.norm(dim=-1, keepdim=True)
     if D == 3:
-        u = torch.rand(n, generator=generator, **opts)  # type: ignore[arg-type]
+        u = torch.rand(n, generator=generator, dtype=dt, device=dev)
         w = 1.0 + torch.log(u + (1.0 - u) * math.exp(-2.0 * kappa)) / kappa
     else:
         dm1 = D - 1.0
         b = dm1 / (2.0 * kappa + math.sqrt(4.0 * kappa * kappa + dm1 * dm1))
         x0 = (1.0 - b) / (1.0 + b)
         c = kappa * x0 + dm1 * math.log(1.0 - x0 * x0)
-        out = torch.empty(0, **opts)  # type: ignore[arg-type]
+        out = torch.empty(0, dtype=dt, device=dev)
         while out.shape[0] < n:
             k = 2 * (n - out.shape[0]) + 16
             zb = _beta_sample(0.5 * dm1, k, generator, mu)
-            u = torch.rand(k, generator=generator, **opts)  # type: ignore[arg-type]
+            u = torch.rand(k, generator=generator, dtype=dt, device=dev)
             wk = (1.0 - (1.0 + b) * zb) / (1.0 - (1.0 - b) * zb)
             ok = kappa * wk + dm1 * torch.log(1.0 - x0 * wk) - c >= torch.log(u)
             out = torch.cat([out, wk[ok]])
         w = out[:n]
-    v = torch.randn(n, D, generator=generator, **opts)  # type: ignore[arg-type]
+    v = torch.randn(n, D, generator=generator, dtype=dt, device=dev)
     v = v - (v @ mu)[:, None] * mu
     v = v / v.norm(dim=-1, keepdim=True)
     return w[:, None] * mu + torch.sqrt(torch.clamp(1.0 - w * w, min=0.0))[:, None] * v
@@ -423,10 +438,13 @@ def _beta_sample(a: float, n: int, generator: torch.Generator | None, like: Tens
 
 
 def log_circle_fiber_kernel(c: Tensor, sigma: float) -> Tensor:
-    """Log of the fiber integral of one unit circle, :math:`\\int_0^\\infty \\rho\\, e^{-(\\rho^2 - 2\\rho c)/(2\\sigma^2)} d\\rho`.
+    """Log of the fiber integral of one unit circle, :math:`\\int_0^\\infty \\rho\\, e^{-(\\rho^2 -
+    2\\rho c)/(2\\sigma^2)} d\\rho`.
 
-    Closed form :math:`\\sigma^2 + c\\sigma\\sqrt{2\\pi}\\,\\Phi(c/\\sigma)e^{c^2/(2\\sigma^2)}`; evaluated as
-    :math:`c^2/(2\\sigma^2) + \\log(\\sigma^2 e^{-c^2/(2\\sigma^2)} + c\\sigma\\sqrt{2\\pi}\\Phi(c/\\sigma))`, valid
+    Closed form :math:`\\sigma^2 + c\\sigma\\sqrt{2\\pi}\\,\\Phi(c/\\sigma)e^{c^2/(2\\sigma^2)}`;
+    evaluated as
+    :math:`c^2/(2\\sigma^2) + \\log(\\sigma^2 e^{-c^2/(2\\sigma^2)} +
+    c\\sigma\\sqrt{2\\pi}\\Phi(c/\\sigma))`, valid
     (no cancellation) for c >= 0.
 
     Args:
@@ -440,21 +458,33 @@ def log_circle_fiber_kernel(c: Tensor, sigma: float) -> Tensor:
         ValueError: If some c < 0.
     """
     if bool((c < 0).any()):
-        raise ValueError("circle fiber kernel is evaluated for c >= 0 only (posterior window too wide)")
+        raise ValueError(
+            "circle fiber kernel is evaluated for c >= 0 only (posterior window too wide)"
+        )
     s2 = sigma * sigma
-    inner = s2 * torch.exp(-c * c / (2.0 * s2)) + c * sigma * math.sqrt(2.0 * math.pi) * torch.special.ndtr(c / sigma)
+    inner = s2 * torch.exp(-c * c / (2.0 * s2)) + c * sigma * math.sqrt(
+        2.0 * math.pi
+    ) * torch.special.ndtr(c / sigma)
     return c * c / (2.0 * s2) + torch.log(inner)
 
 
 def torus_rb_target_grid(
-    phi: Tensor, log_q: Callable[[Tensor], Tensor], sigma: float, half_width: float = 12.0, n_grid: int = 121
+    phi: Tensor,
+    log_q: Callable[[Tensor], Tensor],
+    sigma: float,
+    half_width: float = 12.0,
+    n_grid: int = 121,
 ) -> Tensor:
-    """Exact RB target :math:`r_\\sigma` on the flat torus :math:`(S^1)^2 \\subset \\mathbb{R}^4`, by quadrature.
+    """Exact RB target :math:`r_\\sigma` on the flat torus :math:`(S^1)^2 \\subset \\mathbb{R}^4`,
+    by quadrature.
 
-    The Gaussian noise in :math:`\\mathbb{R}^4` is independent on the two :math:`\\mathbb{R}^2` blocks, π
-    normalises each block and the fiber over y is :math:`\\{(\\rho_1 y_1, \\rho_2 y_2)\\}` with Jacobian
+    The Gaussian noise in :math:`\\mathbb{R}^4` is independent on the two :math:`\\mathbb{R}^2`
+    blocks, π
+    normalises each block and the fiber over y is :math:`\\{(\\rho_1 y_1, \\rho_2 y_2)\\}` with
+    Jacobian
     :math:`\\rho_1\\rho_2`, so the posterior of the angles θ of Z given the angles φ of π(X) is
-    :math:`\\propto q(\\theta) K(\\cos(\\theta_1 - \\varphi_1)) K(\\cos(\\theta_2 - \\varphi_2))` with K from
+    :math:`\\propto q(\\theta) K(\\cos(\\theta_1 - \\varphi_1)) K(\\cos(\\theta_2 - \\varphi_2))`
+    with K from
     :func:`log_circle_fiber_kernel`, for any density q (not only products). The tangent target in
     angle coordinates is :math:`\\sin(\\theta_i - \\varphi_i)/\\sigma^2`. Trapezoid rule on
     :math:`\\theta_i \\in \\varphi_i \\pm` ``half_width`` σ.
@@ -475,7 +505,9 @@ def torus_rb_target_grid(
     """
     if half_width * sigma >= 0.5 * math.pi:
         raise ValueError(f"window {half_width}*sigma = {half_width * sigma:.3f} must be < pi/2")
-    delta = torch.linspace(-half_width * sigma, half_width * sigma, n_grid, dtype=phi.dtype, device=phi.device)
+    delta = torch.linspace(
+        -half_width * sigma, half_width * sigma, n_grid, dtype=phi.dtype, device=phi.device
+    )
     d1, d2 = torch.meshgrid(delta, delta, indexing="ij")
     dd = torch.stack([d1.reshape(-1), d2.reshape(-1)], dim=-1)  # (G, 2)
     theta = phi[:, None, :] + dd[None, :, :]  # (B, G, 2)

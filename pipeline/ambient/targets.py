@@ -20,7 +20,9 @@ def _check_sigma(z: Tensor, sigma: Tensor) -> Tensor:
     if sigma.dim() == 0:
         sigma = sigma.expand(z.shape[0])
     if sigma.shape != z.shape[:1]:
-        raise ValueError(f"sigma must have shape ({z.shape[0]},) or be a scalar, got {tuple(sigma.shape)}")
+        raise ValueError(
+            f"sigma must have shape ({z.shape[0]},) or be a scalar, got {tuple(sigma.shape)}"
+        )
     if bool((sigma <= 0).any()):
         raise ValueError("noise levels sigma must be > 0")
     return sigma
@@ -58,7 +60,8 @@ def raw_target(z: Tensor, x: Tensor, sigma: Tensor) -> Tensor:
 
 
 def rb_target(manifold: Manifold, z: Tensor, x: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
-    """Rao-Blackwellized tangent target :math:`T_\\sigma = P_{\\pi(X)}(Z - X)/\\sigma^2` and its input.
+    """Rao-Blackwellized tangent target :math:`T_\\sigma = P_{\\pi(X)}(Z - X)/\\sigma^2` and its
+    input.
 
     Args:
         manifold: The embedded manifold (its ``projx`` is the nearest-point projection π and

@@ -46,9 +46,13 @@ def test_torus_of_revolution_is_not_plus_half(phi: float) -> None:
     z = torus_of_revolution_point(R, r, 1.1, phi)
     ops = curvature_operators(torus_of_revolution_projector(R, r), z, 2)
     ev = sorted(torch.linalg.eigvalsh(ops.operator).tolist())
-    assert ev == pytest.approx(sorted(torus_of_revolution_operator_eigenvalues(R, r, phi)), abs=1e-9)
+    assert ev == pytest.approx(
+        sorted(torus_of_revolution_operator_eigenvalues(R, r, phi)), abs=1e-9
+    )
     gauss = math.cos(phi) / (r * (R + r * math.cos(phi)))
-    torch.testing.assert_close(ops.ricci, gauss * torch.eye(2, dtype=torch.float64), atol=1e-9, rtol=0)
+    torch.testing.assert_close(
+        ops.ricci, gauss * torch.eye(2, dtype=torch.float64), atol=1e-9, rtol=0
+    )
     assert max(abs(e - 0.5) for e in ev) > 0.3  # the doughnut in R³ is not the flat torus
 
 

@@ -31,7 +31,9 @@ def test_true_drift_equilibrium_is_the_vmf(d: int) -> None:
 @pytest.mark.parametrize("d", [1, 2, 6])
 def test_heat_smoothed_series_matches_exact_mean(d: int) -> None:
     for s in (0.0, 0.05, 0.3):
-        assert heat_smoothed_stats(4.0, d, s).mean == pytest.approx(heat_smoothed_mean(4.0, d, s), abs=1e-10)
+        assert heat_smoothed_stats(4.0, d, s).mean == pytest.approx(
+            heat_smoothed_mean(4.0, d, s), abs=1e-10
+        )
 
 
 def test_corrected_drift_is_scaled_rb_drift() -> None:
@@ -45,7 +47,9 @@ def test_corrected_drift_is_scaled_rb_drift() -> None:
 def test_torch_table_matches_chebyshev() -> None:
     drift = ZonalDrift.from_function(lambda m: 2.0 + np.sin(3 * m), 40)
     m = torch.linspace(-1, 1, 1001, dtype=torch.float64)
-    np.testing.assert_allclose(drift.phi_prime_torch(m).numpy(), drift.phi_prime(m.numpy()), atol=2e-6)
+    np.testing.assert_allclose(
+        drift.phi_prime_torch(m).numpy(), drift.phi_prime(m.numpy()), atol=2e-6
+    )
 
 
 def test_small_sigma_rb_drift_tends_to_true_equilibrium() -> None:
@@ -57,19 +61,29 @@ def test_small_sigma_rb_drift_tends_to_true_equilibrium() -> None:
 def test_simulation_agrees_with_quadrature(d: int) -> None:
     drift = rb_drift(2.0, 0.3, d, False, degree=48)
     res = langevin_equilibrium(
-        drift, Sphere(d), 2.0, [0.02, 0.01], n_chains=3000, t_burn=0.5, t_avg=2.0,
+        drift,
+        Sphere(d),
+        2.0,
+        [0.02, 0.01],
+        n_chains=3000,
+        t_burn=0.5,
+        t_avg=2.0,
         generator=torch.Generator().manual_seed(d),
     )
     exact = equilibrium_quadrature(drift, d).mean
     assert abs(res.extrapolated - exact) < 4 * res.extrapolated_se + 2e-3
     assert res.extrapolated_se < 0.012
     # the test can tell the RB equilibrium from the true vMF one
-    assert abs(exact - equilibrium_quadrature(constant_drift(2.0), d).mean) > 4 * res.extrapolated_se
+    assert (
+        abs(exact - equilibrium_quadrature(constant_drift(2.0), d).mean) > 4 * res.extrapolated_se
+    )
 
 
 def test_extrapolation_needs_two_steps() -> None:
     with pytest.raises(ValueError, match="two step sizes"):
-        langevin_equilibrium(constant_drift(1.0), Sphere(2), 1.0, [0.01], 10, 0.1, 0.1, torch.Generator())
+        langevin_equilibrium(
+            constant_drift(1.0), Sphere(2), 1.0, [0.01], 10, 0.1, 0.1, torch.Generator()
+        )
 
 
 def test_heat_smoothed_kappa_is_below_kappa() -> None:

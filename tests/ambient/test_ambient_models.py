@@ -55,7 +55,9 @@ def test_raw_loss_of_zero_network_is_half_ambient_dim() -> None:
     model = AmbientScoreModel(_Zero(), man, "raw")
     loss_fn = make_ambient_loss("ambient_raw", {}, man, LinearBeta(0.001, 4.0))
     x0 = man.random_uniform(100000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    assert float(loss_fn(model, x0, torch.Generator().manual_seed(1))) == pytest.approx(1.5, abs=0.03)
+    assert float(loss_fn(model, x0, torch.Generator().manual_seed(1))) == pytest.approx(
+        1.5, abs=0.03
+    )
 
 
 def test_rb_loss_of_zero_network_small_sigma_is_half_d() -> None:
@@ -65,7 +67,9 @@ def test_rb_loss_of_zero_network_small_sigma_is_half_d() -> None:
     sched = LinearBeta(1e-4, 1e-4)  # s(t) <= 1e-4: σ <= 0.01
     loss_fn = make_ambient_loss("ambient_rb", {"t_sampler": "uniform", "eps": 0.5}, man, sched)
     x0 = man.random_uniform(100000, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    assert float(loss_fn(model, x0, torch.Generator().manual_seed(1))) == pytest.approx(1.0, abs=0.02)
+    assert float(loss_fn(model, x0, torch.Generator().manual_seed(1))) == pytest.approx(
+        1.0, abs=0.02
+    )
 
 
 def test_model_outputs() -> None:
@@ -78,7 +82,9 @@ def test_model_outputs() -> None:
     rb = AmbientScoreModel(_Const(v), man, "rb")(x, sigma)
     y = man.projx(x)
     torch.testing.assert_close(rb, man.proju(y, v.expand_as(y)))
-    torch.testing.assert_close(noise_condition(torch.tensor([1.0, torch.e])), torch.tensor([0.0, 0.25]))
+    torch.testing.assert_close(
+        noise_condition(torch.tensor([1.0, torch.e])), torch.tensor([0.0, 0.25])
+    )
 
 
 def test_field_correction_on_s6_and_identity_on_s2() -> None:
@@ -113,7 +119,9 @@ def test_field_is_differentiable_in_x() -> None:
     man = Sphere(2)
     model = build_ambient_model("ambient_raw", man, CFG).double()
     field = ambient_score_field(model, "ambient_raw", man, LinearBeta(0.001, 4.0))
-    x = man.random_uniform(4, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    x = man.random_uniform(
+        4, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    ).requires_grad_(True)
     out = field(x, torch.full((4,), 0.3, dtype=torch.float64))
     (g,) = torch.autograd.grad(out.sum(), x)
     assert torch.isfinite(g).all()
@@ -128,6 +136,8 @@ def test_errors() -> None:
         make_ambient_loss("ambient_rb", {"target": "exact"}, man, sched)
     raw_model = build_ambient_model("ambient_raw", man, CFG)
     with pytest.raises(TypeError, match="target 'rb'"):
-        make_ambient_loss("ambient_rb", {}, man, sched)(raw_model, man.random_uniform(4), torch.Generator())
+        make_ambient_loss("ambient_rb", {}, man, sched)(
+            raw_model, man.random_uniform(4), torch.Generator()
+        )
     with pytest.raises(ValueError, match="needs 'rb'"):
         ambient_score_field(raw_model, "ambient_rb_corrected", man, sched)

@@ -55,14 +55,17 @@ def test_raw_target_on_manifold_has_no_extrinsic_term(d: int) -> None:
 
 
 def test_fiber_moments_match_brute_force_posterior_on_s2() -> None:
-    """Independent route: 2-D posterior over z (angle from y, azimuth) with a numeric fiber kernel."""
+    """Independent route: 2-D posterior over z (angle from y, azimuth) with a numeric fiber
+    kernel."""
     kappa, sigma, d = 3.0, 0.35, 2
     m = 0.3
     y = np.array([0.0, math.sqrt(1 - m * m), m])
     mu = np.array([0.0, 0.0, 1.0])
 
     def log_kernel(c: float) -> float:  # log ∫ rho^d exp(-(rho^2 - 2 rho c)/(2 sigma^2)) d rho
-        val, _ = integrate.quad(lambda r: r**d * math.exp(-((r - c) ** 2) / (2 * sigma**2)), 0, np.inf)
+        val, _ = integrate.quad(
+            lambda r: r**d * math.exp(-((r - c) ** 2) / (2 * sigma**2)), 0, np.inf
+        )
         return c * c / (2 * sigma**2) + math.log(val)
 
     th = np.linspace(0, math.pi, 801)
@@ -71,12 +74,20 @@ def test_fiber_moments_match_brute_force_posterior_on_s2() -> None:
     e1 = np.array([1.0, 0.0, 0.0])
     e2 = np.cross(y, e1)
     T, P = np.meshgrid(th, ph, indexing="ij")
-    z = (np.cos(T)[..., None] * y + (np.sin(T) * np.cos(P))[..., None] * e1
-         + (np.sin(T) * np.sin(P))[..., None] * e2)
+    z = (
+        np.cos(T)[..., None] * y
+        + (np.sin(T) * np.cos(P))[..., None] * e1
+        + (np.sin(T) * np.sin(P))[..., None] * e2
+    )
     logw = kappa * (z @ mu) + lk[:, None] + np.log(np.sin(T) + 1e-300)
     w = np.exp(logw - logw.max())
     w[0] = w[-1] = 0.0
-    w = w * np.where((np.arange(len(th)) == 0) | (np.arange(len(th)) == len(th) - 1), 0.5, 1.0)[:, None]
+    w = (
+        w
+        * np.where((np.arange(len(th)) == 0) | (np.arange(len(th)) == len(th) - 1), 0.5, 1.0)[
+            :, None
+        ]
+    )
     w /= w.sum()
     pz = z - (z @ y)[..., None] * y
     r_bf = (w[..., None] * pz).sum((0, 1)) / sigma**2
@@ -115,13 +126,19 @@ def test_sample_vmf_mean_and_kappa_inverse(D: int) -> None:
     z = sample_vmf(mu, kappa, 40000, torch.Generator().manual_seed(D))
     torch.testing.assert_close(z.norm(dim=-1), torch.ones(40000, dtype=torch.float64))
     w = z @ mu
-    assert float(w.mean()) == pytest.approx(float(vmf_mean_resultant(kappa, D)), abs=4 * float(w.std()) / 200)
-    assert vmf_kappa_from_mean(float(vmf_mean_resultant(kappa, D)), D) == pytest.approx(kappa, rel=1e-9)
+    assert float(w.mean()) == pytest.approx(
+        float(vmf_mean_resultant(kappa, D)), abs=4 * float(w.std()) / 200
+    )
+    assert vmf_kappa_from_mean(float(vmf_mean_resultant(kappa, D)), D) == pytest.approx(
+        kappa, rel=1e-9
+    )
 
 
 def test_score_sq_mean_closed_form_on_s2() -> None:
     for kappa in (0.5, 2.0, 10.0):
-        assert vmf_score_sq_mean(kappa, 2) == pytest.approx(2 * kappa / math.tanh(kappa) - 2, rel=1e-12)
+        assert vmf_score_sq_mean(kappa, 2) == pytest.approx(
+            2 * kappa / math.tanh(kappa) - 2, rel=1e-12
+        )
 
 
 def test_vmf_normaliser_small_concentration_limit() -> None:
