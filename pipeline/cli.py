@@ -84,14 +84,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_refresh(args: argparse.Namespace) -> int:
-    from pipeline.flows.settings import apply_prefect_defaults
+    import logging
 
-    apply_prefect_defaults(_repo_dir(args.repo))
-    from pipeline.flows.refresh import refresh
+    from pipeline.flows.server import local_prefect_server
 
-    result = refresh(_repo_dir(args.repo), run_repro=not args.no_repro)
-    print(result.summary() if hasattr(result, "summary") else result)
-    return EXIT_OK if getattr(result, "ok", True) else EXIT_FAILED
+    repo = _repo_dir(args.repo)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("pipeline.flows.refresh").setLevel(logging.INFO)
+    with local_prefect_server(repo):
+        from pipeline.flows.refresh import refresh
+
+        result = refresh(repo, run_repro=not args.no_repro, lock_timeout=args.lock_timeout)
+    print(result.summary())
+    return EXIT_OK if result.ok else EXIT_FAILED
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -158,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         "refresh", help="ingest new files from data/incoming/, rerun what changed, record version"
     )
     refresh.add_argument("--no-repro", action="store_true", help="merge data only, skip dvc repro")
+    refresh.add_argument(
+        "--lock-timeout", type=float, default=0.0, help="seconds to wait for a running refresh"
+    )
     refresh.set_defaults(func=_cmd_refresh)
 
     profile = sub.add_parser(

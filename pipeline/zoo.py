@@ -117,9 +117,7 @@ def build_loss(
     return make_ambient_loss(kind, loss_cfg, manifold, schedule)
 
 
-def score_field(
-    kind: str, net: nn.Module, manifold: Manifold, schedule: BetaSchedule
-) -> ScoreFn:
+def score_field(kind: str, net: nn.Module, manifold: Manifold, schedule: BetaSchedule) -> ScoreFn:
     """The Riemannian score field ``score_fn(x (B, D), t (B,)) -> (B, D)`` of a trained model.
 
     Args:

@@ -79,7 +79,9 @@ def evaluate_seed(
     return out
 
 
-def aggregate(model: str, catalogue: str, per_seed: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
+def aggregate(
+    model: str, catalogue: str, per_seed: list[dict[str, Any]], settings: dict[str, Any]
+) -> dict[str, Any]:
     """Per-model metrics: statistics over seeds plus each seed's numbers and loss history."""
     from pipeline.evaluation import nll_statistics
 
@@ -93,8 +95,13 @@ def aggregate(model: str, catalogue: str, per_seed: list[dict[str, Any]], settin
         "n_test": per_seed[0]["n_test"],
         "nfe_mean": float(sum(r["nfe"] for r in per_seed) / len(per_seed)),
         "normalization_max_error": max((abs(v - 1.0) for v in norms), default=None),
-        "ode": {"method": "dopri5", "rtol": settings["rtol"], "atol": settings["atol"],
-                "divergence": "exact", "base": "uniform"},
+        "ode": {
+            "method": "dopri5",
+            "rtol": settings["rtol"],
+            "atol": settings["atol"],
+            "divergence": "exact",
+            "base": "uniform",
+        },
         "weights": "final EMA",
         "units": "nats per point, area measure of the unit sphere",
         "per_seed": per_seed,
@@ -140,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
         normalization_seeds=norm_list,
     )
     per_seed = run_seeds(
-        fn, seeds, runner_spec=settings.get("runner"), flow_name=f"evaluate-{args.catalogue}-{model}"
+        fn,
+        seeds,
+        runner_spec=settings.get("runner"),
+        flow_name=f"evaluate-{args.catalogue}-{model}",
     )
     metrics = aggregate(model, args.catalogue, per_seed, settings)
     write_json_atomic(metrics, args.metrics_dir / args.catalogue / f"{model}.json")

@@ -47,9 +47,7 @@ def build_summary(
                 raise FileNotFoundError(f"{path}: missing (run evaluate@{cat}-{model})")
             m = json.loads(path.read_text())
             entry = {k: m[k] for k in ENTRY_KEYS if k in m}
-            entry["per_seed"] = [
-                {k: r[k] for k in PER_SEED_KEYS if k in r} for r in m["per_seed"]
-            ]
+            entry["per_seed"] = [{k: r[k] for k in PER_SEED_KEYS if k in r} for r in m["per_seed"]]
             results[cat][model] = entry
     return {
         "protocol": protocol,

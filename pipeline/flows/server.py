@@ -75,7 +75,9 @@ def local_prefect_server(
         deadline = time.monotonic() + startup_timeout
         while not _healthy(api_url):
             if proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited with code {proc.returncode}; see {log_path}")
+                raise RuntimeError(
+                    f"prefect server exited with code {proc.returncode}; see {log_path}"
+                )
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     f"prefect server did not answer on {api_url} within {startup_timeout:.0f} s; "

@@ -165,8 +165,8 @@ class HeatKernelSampler:
         v = torch.sqrt(-2 * torch.log1p(-u.to(self.dtype))).clamp(max=self.v_max)
         fi = ((torch.log(s) - self._ls0) / self._dls).clamp(0, self.n_s - 1 - 1e-6)
         fj = (v / self._dv).clamp(0, self.n_v - 1 - 1e-6)
-        i0 = fi.long()
-        j0 = fj.long()
+        i0 = fi.long().clamp(max=self.n_s - 2)
+        j0 = fj.long().clamp(max=self.n_v - 2)
         wi = fi - i0
         wj = fj - j0
         tab = self.table
