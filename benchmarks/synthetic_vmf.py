@@ -20,7 +20,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -29,7 +31,7 @@ from pipeline.geometry import Sphere
 from pipeline.likelihood import pf_ode_logp
 from pipeline.losses import make_rsgm_loss
 from pipeline.models import build_score_model
-from pipeline.sde.heat_kernel import prior_kl_uniform
+from pipeline.sde.heat_kernel import heat_kernel_mixture_logp, prior_kl_uniform
 from pipeline.sde.schedules import LinearBeta
 from pipeline.training import TrainConfig, train
 
@@ -144,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--omega", type=float, default=10.0)
     ap.add_argument("--time-embedding", default="concat")
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument(
+        "--base",
+        choices=["uniform", "heat"],
+        default="uniform",
+        help="PF-ODE base: uniform, or the heat kernel at s(1) of the training points",
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the dataset is stored")
     ap.add_argument("--workdir", type=Path, default=None, help="checkpoints (default: temp)")
@@ -176,6 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     test_x = data["test"][: args.n_eval]
     true_nll = float(-data["test_logp"][: args.n_eval].mean())
     print(f"true test NLL {true_nll:.4f} on {test_x.shape[0]} points", flush=True)
+    train_pts = data["train"]
+
+    def heat_base(y: Tensor) -> Tensor:
+        return heat_kernel_mixture_logp(y.double(), train_pts.to(y.device), s_T).to(y.dtype)
+
+    base: Literal["uniform"] | Callable[[Tensor], Tensor] = (
+        heat_base if args.base == "heat" else "uniform"
+    )
+    print(f"base density: {args.base}")
     print("minutes  steps  ms/step   loss     NLL     gap   s/1000pts  NFE", flush=True)
     try:
         for minutes in sorted(args.minutes):
@@ -190,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
             ema_model.eval()
             x_eval = test_x.float().to(next(ema_model.parameters()).device)
             t0 = time.perf_counter()
-            logp, nfe = pf_ode_logp(ema_model, sphere, sched, x_eval, rtol=1e-5, atol=1e-5)
+            logp, nfe = pf_ode_logp(
+                ema_model, sphere, sched, x_eval, rtol=1e-5, atol=1e-5, base=base
+            )
             dt = time.perf_counter() - t0
             nll = float(-logp.double().mean())
             last_loss = res.loss_history[-1][1] if res.loss_history else float("nan")

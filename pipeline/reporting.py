@@ -64,6 +64,7 @@ __all__ = [
     "format_version_rows",
     "nll_table_markdown",
     "read_summary_at_revision",
+    "seed_mean",
     "seed_statistics",
     "validate_summary",
 ]
@@ -134,15 +135,9 @@ PUBLISHED_TRAIN_STEPS = 600_000
 VOLCANO_ROWS = 827
 VOLCANO_DISTINCT_POINTS = 267
 
-_PER_SEED_KEYS: tuple[str, ...] = (
-    "seed",
-    "test_nll",
-    "val_nll",
-    "nfe",
-    "train_steps",
-    "train_seconds",
-    "normalization",
-)
+#: Keys every ``per_seed`` entry must have; ``val_nll``, ``nfe``, ``train_steps``,
+#: ``train_seconds`` and ``normalization`` are optional (shown as "—" where absent).
+_PER_SEED_REQUIRED: tuple[str, ...] = ("seed", "test_nll")
 
 
 # --------------------------------------------------------------------------------------------
@@ -213,9 +208,38 @@ def validate_summary(summary: Mapping[str, Any], where: str = "summary") -> None
             for i, row in enumerate(entry["per_seed"]):
                 if not isinstance(row, Mapping):
                     raise ValueError(f"{loc}['per_seed'][{i}] must be an object")
-                missing = [k for k in _PER_SEED_KEYS if k not in row]
+                missing = [k for k in _PER_SEED_REQUIRED if k not in row]
                 if missing:
                     raise ValueError(f"{loc}['per_seed'][{i}] is missing {missing}")
+                for key, value in row.items():
+                    if key != "seed" and key in _OPTIONAL_NUMBERS + ("test_nll",):
+                        if not isinstance(value, (int, float)) or isinstance(value, bool):
+                            raise ValueError(
+                                f"{loc}['per_seed'][{i}][{key!r}] must be a number, got {value!r}"
+                            )
+
+
+_OPTIONAL_NUMBERS: tuple[str, ...] = (
+    "val_nll",
+    "nfe",
+    "train_steps",
+    "train_seconds",
+    "normalization",
+)
+
+
+def seed_mean(entry: Mapping[str, Any], key: str) -> float | None:
+    """Mean of an optional per-seed value over the seeds that record it (``None`` if none do).
+
+    Args:
+        entry: One ``results[catalogue][model]`` entry of a summary.
+        key: Per-seed key, e.g. ``"train_steps"``.
+
+    Returns:
+        The mean, or ``None``.
+    """
+    values = [float(r[key]) for r in entry["per_seed"] if r.get(key) is not None]
+    return float(np.mean(values)) if values else None
 
 
 def _catalogue_order(names: Iterable[str]) -> list[str]:
@@ -226,8 +250,13 @@ def _catalogue_order(names: Iterable[str]) -> list[str]:
 
 
 def _models(summary: Mapping[str, Any]) -> list[str]:
-    """All model names of a summary, sorted."""
-    return sorted({m for models in summary["results"].values() for m in models})
+    """All model names of a summary, in order of first appearance (the evaluate order)."""
+    return _ordered(m for models in summary["results"].values() for m in models)
+
+
+def _ordered(names: Iterable[str]) -> list[str]:
+    """Unique names in order of first appearance."""
+    return list(dict.fromkeys(names))
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,11 +456,11 @@ def draw_loss_curves(
     smooth_window: int = 25,
     dpi: int = 110,
 ) -> Path:
-    """Draw training-loss curves: one panel per model, one line per seed.
+    """Draw training-loss curves: one panel per model (in the given order), one line per seed.
 
     Args:
         loss_histories: ``model -> seed -> [[step, loss], ...]`` (the ``loss_history`` of the
-            per-model metrics files).
+            per-model metrics files); the key is used as the panel title.
         title: Figure title (e.g. the catalogue).
         out_png: Output PNG path (written atomically; parents created).
         smooth_window: Width of the running mean drawn over the raw (faint) curve.
@@ -448,7 +477,7 @@ def draw_loss_curves(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    models = sorted(loss_histories)
+    models = list(loss_histories)
     if not models:
         raise ValueError(f"draw_loss_curves({title!r}): no loss history given")
     n = len(models)
@@ -579,22 +608,17 @@ class VersionRow:
     note: str = ""
 
 
-def _entry_metrics(entry: Mapping[str, Any]) -> dict[str, float]:
-    """Metric values of one summary entry (see :data:`_VERSION_METRICS`)."""
-    per_seed = entry["per_seed"]
-
-    def avg(key: str) -> float:
-        return float(np.mean([float(r[key]) for r in per_seed]))
-
+def _entry_metrics(entry: Mapping[str, Any]) -> dict[str, float | None]:
+    """Metric values of one summary entry (see :data:`_VERSION_METRICS`); ``None``: absent."""
     return {
         "test_nll_mean": float(entry["mean"]),
         "test_nll_std": float(entry["std"]),
         "test_nll_ci95": float(entry["ci95"]),
-        "val_nll_mean": avg("val_nll"),
+        "val_nll_mean": seed_mean(entry, "val_nll"),
         "n_test": float(entry["n_test"]),
-        "train_steps_mean": avg("train_steps"),
-        "train_seconds_mean": avg("train_seconds"),
-        "nfe_mean": avg("nfe"),
+        "train_steps_mean": seed_mean(entry, "train_steps"),
+        "train_seconds_mean": seed_mean(entry, "train_seconds"),
+        "nfe_mean": seed_mean(entry, "nfe"),
     }
 
 
@@ -655,7 +679,7 @@ def compare_versions(
     ra, rb = summary_a["results"], summary_b["results"]
     rows: list[VersionRow] = []
     for cat in _catalogue_order(set(ra) | set(rb)):
-        for model in sorted(set(ra.get(cat, {})) | set(rb.get(cat, {}))):
+        for model in _ordered([*rb.get(cat, {}), *ra.get(cat, {})]):
             ea, eb = ra.get(cat, {}).get(model), rb.get(cat, {}).get(model)
             if ea is None or eb is None:
                 present = eb if ea is None else ea
@@ -676,8 +700,14 @@ def compare_versions(
             ma, mb = _entry_metrics(ea), _entry_metrics(eb)
             for metric, (_, direction) in _VERSION_METRICS.items():
                 va, vb = ma[metric], mb[metric]
-                diff = vb - va
-                if direction is None or not (math.isfinite(va) and math.isfinite(vb)):
+                if va is None and vb is None:
+                    continue
+                diff = None if va is None or vb is None else vb - va
+                if (
+                    direction is None
+                    or diff is None
+                    or not (math.isfinite(va or 0.0) and math.isfinite(vb or 0.0))
+                ):
                     better = "—"
                 elif abs(diff) <= tol:
                     better = "tie"
@@ -904,6 +934,7 @@ class _Table:
     rows: list[list[_HtmlCell]]
     align_right: set[int] = field(default_factory=set)
     caption: str = ""
+    row_classes: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -920,7 +951,12 @@ class _Image:
     caption: str
 
 
-_Block = _Heading | _Text | _Table | _Image
+@dataclass
+class _Gallery:
+    images: list[_Image]
+
+
+_Block = _Heading | _Text | _Table | _Image | _Gallery
 
 
 @dataclass
@@ -928,14 +964,16 @@ class PreviousVersion:
     """The version this run is compared with in the report.
 
     Attributes:
-        label: Its name (e.g. ``"HEAD"`` or a commit hash).
+        label: Its display name (e.g. ``"HEAD (1a2b3c4)"``).
         summary: Its summary metrics, or ``None`` if it has none.
         note: Why there is no summary (shown in the report when ``summary`` is ``None``).
+        rev: The git revision, for the ``geosgm compare`` hint (default: ``label``).
     """
 
     label: str
     summary: Mapping[str, Any] | None
     note: str = ""
+    rev: str | None = None
 
 
 @dataclass
@@ -1028,8 +1066,10 @@ def _nll_blocks(summary: Mapping[str, Any]) -> list[_Block]:
                 _HtmlCell(_cell_text(cell, row.source) + _cell_markers(cell), cell.best, attrs)
             )
         rows.append(cells)
+    first_ours = next((i for i, r in enumerate(table.rows) if r.source == "this run"), None)
+    row_classes = {} if first_ours is None else {first_ours: "first-of-run"}
     return [
-        _Table(header, rows, set(range(2, len(header)))),
+        _Table(header, rows, set(range(2, len(header))), row_classes=row_classes),
         _Text(_NLL_LEGEND),
     ]
 
@@ -1042,7 +1082,7 @@ def _budget_blocks(summary: Mapping[str, Any]) -> list[_Block]:
         "seeds",
         "test points",
         "train steps / seed",
-        "train minutes / seed",
+        "train time / seed",
         "mean NFE",
         "normalisation Z (min–max)",
         "val NLL mean",
@@ -1050,28 +1090,40 @@ def _budget_blocks(summary: Mapping[str, Any]) -> list[_Block]:
     rows: list[list[_HtmlCell]] = []
     results = summary["results"]
     for cat in _catalogue_order(results):
-        for model in sorted(results[cat]):
+        for model in results[cat]:
             entry = results[cat][model]
             ps = entry["per_seed"]
-            steps = np.mean([float(r["train_steps"]) for r in ps])
-            minutes = np.mean([float(r["train_seconds"]) for r in ps]) / 60.0
-            nfe = np.mean([float(r["nfe"]) for r in ps])
-            z = [float(r["normalization"]) for r in ps]
-            val = np.mean([float(r["val_nll"]) for r in ps])
+            steps = seed_mean(entry, "train_steps")
+            secs = seed_mean(entry, "train_seconds")
+            nfe = seed_mean(entry, "nfe")
+            val = seed_mean(entry, "val_nll")
+            z = [float(r["normalization"]) for r in ps if r.get("normalization") is not None]
+            z_text = (
+                "—" if not z else f"{min(z):.4f}–{max(z):.4f} ({len(z)} seed{'s' * (len(z) > 1)})"
+            )
             rows.append(
                 [
                     _HtmlCell(cat),
                     _HtmlCell(model),
                     _HtmlCell(str(len(ps))),
                     _HtmlCell(str(entry["n_test"])),
-                    _HtmlCell(f"{steps:,.0f}"),
-                    _HtmlCell(f"{minutes:.1f}"),
-                    _HtmlCell(f"{nfe:.0f}"),
-                    _HtmlCell(f"{min(z):.4f}–{max(z):.4f}"),
-                    _HtmlCell(f"{val:.3f}"),
+                    _HtmlCell("—" if steps is None else f"{steps:,.0f}"),
+                    _HtmlCell("—" if secs is None else _duration(secs)),
+                    _HtmlCell("—" if nfe is None else f"{nfe:.0f}"),
+                    _HtmlCell(z_text),
+                    _HtmlCell("—" if val is None else f"{val:.3f}"),
                 ]
             )
     return [_Table(header, rows, set(range(2, len(header))))]
+
+
+def _duration(seconds: float) -> str:
+    """Seconds below two minutes, then minutes, then hours."""
+    if seconds < 120.0:
+        return f"{seconds:.0f} s"
+    if seconds < 7200.0:
+        return f"{seconds / 60.0:.1f} min"
+    return f"{seconds / 3600.0:.1f} h"
 
 
 def _budget_caveat(summary: Mapping[str, Any]) -> str:
@@ -1079,16 +1131,28 @@ def _budget_caveat(summary: Mapping[str, Any]) -> str:
     per_seed = [
         r for models in summary["results"].values() for e in models.values() for r in e["per_seed"]
     ]
-    steps = np.array([float(r["train_steps"]) for r in per_seed])
-    secs = np.array([float(r["train_seconds"]) for r in per_seed])
-    frac = float(np.median(steps)) / PUBLISHED_TRAIN_STEPS
+    steps = np.array([float(r["train_steps"]) for r in per_seed if "train_steps" in r])
+    secs = np.array([float(r["train_seconds"]) for r in per_seed if "train_seconds" in r])
+    if steps.size:
+        frac = float(np.median(steps)) / PUBLISHED_TRAIN_STEPS
+        used = (
+            f"This run trained each seed for {np.median(steps):,.0f} steps (median over models "
+            f"and seeds; range {steps.min():,.0f}–{steps.max():,.0f})"
+            + (
+                f" in {_duration(float(np.median(secs)))} of wall time (median)"
+                if secs.size
+                else ""
+            )
+            + f", {100 * frac:.2g} % of the {PUBLISHED_TRAIN_STEPS:,} steps"
+        )
+    else:
+        used = (
+            "The summary records no training steps; compare with the "
+            f"{PUBLISHED_TRAIN_STEPS:,} steps"
+        )
     return (
-        f"**Training budget.** This run trained each seed for {np.median(steps):,.0f} steps "
-        f"(median; range {steps.min():,.0f}–{steps.max():,.0f}) in {np.median(secs) / 60:.1f} "
-        f"minutes of wall time (median; {secs.sum() / 3600:.2f} hours over all "
-        f"{len(per_seed)} runs). The published RSGM rows used {PUBLISHED_TRAIN_STEPS:,} steps "
-        f"of batch 512 on a GPU with a 5×512 network, so this run had {100 * frac:.2g} % of "
-        "their steps. The default CPU profile trades that budget for a laptop-sized run: "
+        f"**Training budget.** {used} (batch 512, 5×512 network, on a GPU) behind the "
+        "published RSGM rows. The default CPU profile trades that budget for a laptop-sized run: "
         "smaller networks, fewer steps and training curves that are still falling at their last "
         "point, so its NLLs are higher (worse) than a full-budget run would give and the gap "
         "to the published rows is mostly budget. The `paper` profile restores the published "
@@ -1189,7 +1253,7 @@ def _version_blocks(summary: Mapping[str, Any], previous: PreviousVersion | None
         _Table(header, table_rows, set(range(2, 10))),
         _Text(
             "Every metric (std, CI, validation NLL, steps, wall time, NFE) in a terminal: "
-            f"`geosgm compare {label_a} workspace`."
+            f"`geosgm compare {previous.rev or label_a} workspace`."
         ),
     ]
 
@@ -1217,8 +1281,9 @@ def _render_markdown(blocks: Sequence[_Block], md_dir: Path) -> str:
                 lines.append("| " + " | ".join(cells) + " |")
             out.append("\n".join(lines))
         else:
-            rel = Path(os.path.relpath(b.path, md_dir)).as_posix()
-            out.append(f"![{b.alt}]({rel})\n\n*{b.caption}*")
+            for img in b.images if isinstance(b, _Gallery) else [b]:
+                rel = Path(os.path.relpath(img.path, md_dir)).as_posix()
+                out.append(f"![{img.alt}]({rel})\n\n*{img.caption}*")
     return "\n\n".join(out) + "\n"
 
 
@@ -1234,6 +1299,8 @@ td.best{background:#e4f4e4}tr:nth-child(even) td{background-color:#fafafa}
 tr:nth-child(even) td.best{background:#dcefdc}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}nav ul{columns:2}code{background:#f3f3f3;padding:0 .2em}
+.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:.8em}
+.gallery figure{margin:0}tr.first-of-run td{border-top:3px solid #888}
 """
 
 
@@ -1249,6 +1316,15 @@ def _md_inline_html(text: str) -> str:
     import markdown
 
     return markdown.markdown(html.escape(text, quote=False), extensions=[])
+
+
+def _figure(img: _Image) -> str:
+    """An embedded ``<figure>`` for one image."""
+    alt = html.escape(img.alt, quote=True)
+    return (
+        f'<figure><img src="{_data_uri(img.path)}" alt="{alt}">'
+        f"<figcaption>{html.escape(img.caption)}</figcaption></figure>"
+    )
 
 
 def _render_html(blocks: Sequence[_Block], title: str) -> str:
@@ -1280,7 +1356,7 @@ def _render_html(blocks: Sequence[_Block], title: str) -> str:
                 + "".join(f"<th>{html.escape(h)}</th>" for h in b.header)
                 + "</tr></thead><tbody>"
             )
-            for row in b.rows:
+            for k, row in enumerate(b.rows):
                 tds = []
                 for i, c in enumerate(row):
                     classes = (["num"] if i in b.align_right else []) + (
@@ -1294,14 +1370,15 @@ def _render_html(blocks: Sequence[_Block], title: str) -> str:
                     tds.append(
                         f"<td{cls}{attrs}>{f'<strong>{text}</strong>' if c.strong else text}</td>"
                     )
-                rows.append("<tr>" + "".join(tds) + "</tr>")
+                row_cls = b.row_classes.get(k)
+                tr = f'<tr class="{row_cls}">' if row_cls else "<tr>"
+                rows.append(tr + "".join(tds) + "</tr>")
             rows.append("</tbody></table>")
             parts.append("".join(rows))
+        elif isinstance(b, _Gallery):
+            parts.append('<div class="gallery">' + "".join(_figure(i) for i in b.images) + "</div>")
         else:
-            parts.append(
-                f'<figure><img src="{_data_uri(b.path)}" alt="{html.escape(b.alt, quote=True)}">'
-                f"<figcaption>{html.escape(b.caption)}</figcaption></figure>"
-            )
+            parts.append(_figure(b))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -1359,8 +1436,7 @@ def build_report(
     blocks.append(
         _Text(
             f"Protocol: {summary['protocol']}. Seeds: {seeds}. Units: {summary['units']}. "
-            "Densities are with respect to the area of the unit sphere; the uniform density "
-            "has NLL log 4π = 2.531 nats."
+            "For scale, the uniform density on the sphere has NLL log 4π = 2.531 nats."
         )
     )
     heading(2, "Test NLL")
@@ -1374,29 +1450,39 @@ def build_report(
         )
     )
 
-    def image(path: str | os.PathLike[str], alt: str, caption: str) -> None:
+    def image(path: str | os.PathLike[str], alt: str, caption: str) -> _Image:
         p = Path(path)
         if not p.exists():
             raise FileNotFoundError(f"report image {p} ({alt}) does not exist")
-        blocks.append(_Image(p, alt, caption))
+        return _Image(p, alt, caption)
 
     heading(2, "Density maps and samples")
     if map_pngs:
+        blocks.append(
+            _Text(
+                "Log-density of each model (seed-0 weights) from the exact probability-flow ODE "
+                "on a latitude/longitude grid, with the test events of split seed 0 (top), and "
+                "samples generated by the reverse geodesic random walk (bottom)."
+            )
+        )
         for cat in _catalogue_order(map_pngs):
             heading(3, cat)
-            for model in sorted(map_pngs[cat]):
-                image(
-                    map_pngs[cat][model],
-                    f"{cat} {model} density map",
-                    f"{cat} / {model}: log-density from the probability-flow ODE (seed 0 model) "
-                    "with the test events (top) and generated samples (bottom).",
+            blocks.append(
+                _Gallery(
+                    [
+                        image(png, f"{cat} {model} density map", f"{cat} / {model}")
+                        for model, png in map_pngs[cat].items()
+                    ]
                 )
+            )
     else:
         blocks.append(_Text("No maps were produced."))
     heading(2, "Training loss")
     if loss_pngs:
         for cat in _catalogue_order(loss_pngs):
-            image(loss_pngs[cat], f"{cat} training loss", f"{cat}: training loss per seed.")
+            blocks.append(
+                image(loss_pngs[cat], f"{cat} training loss", f"{cat}: training loss per seed.")
+            )
     else:
         blocks.append(_Text("No loss histories were recorded."))
     if geometry or geometry_pngs:
@@ -1412,7 +1498,7 @@ def build_report(
             heading(3, name)
             blocks += _geometry_blocks(name, (geometry or {})[name])
         for png in geometry_pngs:
-            image(png, Path(png).stem, Path(png).stem)
+            blocks.append(image(png, Path(png).stem, Path(png).stem))
     heading(2, "Versions")
     blocks += _version_blocks(summary, previous)
     heading(2, "Caveats")

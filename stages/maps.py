@@ -7,14 +7,14 @@ Reads the ``maps`` section of params.yaml::
       n_lon: 144
       rtol: 1.0e-5           # probability-flow ODE tolerances (dopri5)
       atol: 1.0e-5
-      batch_size: 2048       # grid points per ODE solve
+      batch_size: 4096       # grid points per ODE solve
       model_seed: 0          # which trained seed is mapped: data/models/<cat>/<model>/seed<k>
       n_samples: 2000        # generated samples drawn in the second panel
-      sample_steps: 500      # reverse geodesic random-walk steps
+      sample_steps: 300      # reverse geodesic random-walk steps
       sample_seed: 0
       projection: robinson   # robinson | mollweide
       dynamic_range: 10.0    # nats of the colour scale below the peak log-density
-      dpi: 110
+      dpi: 100
       naturalearth_dir: data/naturalearth
 
 loads the trained model ``<models-dir>/<catalogue>/<trained>/seed<model_seed>`` (``<trained>``

@@ -81,9 +81,10 @@ def previous_version(repo: Path, rev: str, summary_path: str) -> PreviousVersion
     """
     label = _revision_label(repo, rev)
     try:
-        return PreviousVersion(label, read_summary_at_revision(repo, rev, summary_path))
+        return PreviousVersion(label, read_summary_at_revision(repo, rev, summary_path), rev=rev)
     except FileNotFoundError as exc:
-        return PreviousVersion(label, None, f"no {summary_path} there: {exc}".splitlines()[0])
+        note = f"no {summary_path} there: {exc}".splitlines()[0]
+        return PreviousVersion(label, None, note, rev=rev)
 
 
 def loss_figures(
@@ -118,7 +119,16 @@ def loss_figures(
                 continue
             if not isinstance(history, Mapping):
                 raise ValueError(f"{path}: loss_history must map seed -> [[step, loss], ...]")
-            if any(len(h) for h in history.values()):
+            if not any(len(h) for h in history.values()):
+                continue
+            # a model evaluated from another's weights (ambient_rb_corrected) has its history
+            same = [name for name, h in histories.items() if h == history]
+            if same:
+                histories = {
+                    (f"{name} = {model}" if name == same[0] else name): h
+                    for name, h in histories.items()
+                }
+            else:
                 histories[model] = history
         if histories:
             out[cat] = draw_loss_curves(

@@ -138,8 +138,12 @@ def test_seed_statistics_matches_t_interval() -> None:
 
 def test_validate_summary_names_the_problem() -> None:
     bad = _summary()
-    del bad["results"]["volcano"]["rsgm"]["per_seed"][2]["nfe"]
+    del bad["results"]["volcano"]["rsgm"]["per_seed"][2]["test_nll"]
     with pytest.raises(ValueError, match=r"results\['volcano'\]\['rsgm'\]\['per_seed'\]\[2\]"):
+        validate_summary(bad)
+    bad = _summary()
+    bad["results"]["volcano"]["rsgm"]["per_seed"][0]["nfe"] = "many"
+    with pytest.raises(ValueError, match="'nfe'\\] must be a number"):
         validate_summary(bad)
     with pytest.raises(ValueError, match="missing top-level key 'seeds'"):
         validate_summary({"protocol": "p", "units": "u", "results": {}})
@@ -406,3 +410,21 @@ def test_report_stage_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     Path("reports/maps/volcano/rsgm.png").unlink()
     assert main([]) == 1  # a missing map fails the stage with a message
+
+
+def test_optional_per_seed_values_may_be_absent(tmp_path: Path) -> None:
+    """Without val NLL / normalisation on some seeds the report shows what is there."""
+    a = _summary()
+    b = _summary(shift=-0.1)
+    for s in (a, b):
+        for models in s["results"].values():
+            for entry in models.values():
+                for row in entry["per_seed"]:
+                    del row["val_nll"]
+                    if row["seed"] > 0:
+                        del row["normalization"]
+    rows = compare_versions(a, b)
+    assert not any(r.metric == "val_nll_mean" for r in rows)
+    paths = build_report(b, tmp_path, previous=PreviousVersion("v1", a))
+    md = paths.markdown.read_text(encoding="utf-8")
+    assert "| 1.0000–1.0000 (1 seed) | — |" in md

@@ -1,0 +1,136 @@
+"""End to end: ``dvc repro`` of the whole pipeline on the ``smoke`` profile in a temporary copy.
+
+Two tiny synthetic catalogues (hash split, 2 seeds) go through every stage: ingest, split,
+geometry, train, evaluate, summarize, maps and report. Then: a second ``dvc repro`` reruns
+nothing but the always-run ``summarize``; changing one catalogue's training params makes only
+that catalogue's stages stale.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.config import deep_merge
+from pipeline.flows.server import local_prefect_server
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+COPY = ["dvc.yaml", "params.yaml", "profiles", "pipeline", "stages", ".dvcignore"]
+DATA_COPY = ["data/published_splits", "data/naturalearth"]
+CATALOGUES = ("tiny_a", "tiny_b")
+
+
+def _tiny_csv(path: Path, seed: int, n: int = 150) -> None:
+    rng = np.random.default_rng(seed)
+    lat = np.clip(rng.normal(20.0 * (seed + 1), 8.0, n), -89.0, 89.0)
+    lon = ((rng.normal(-40.0 + 60.0 * seed, 15.0, n) + 180.0) % 360.0) - 180.0
+    lines = ["# synthetic test catalogue", "lat,lon"]
+    lines += [f"{a:.4f},{b:.4f}" for a, b in zip(lat, lon, strict=True)]
+    path.write_text("\n".join(lines))
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = str(BIN) + os.pathsep + env.get("PATH", "")
+    for key, value in {
+        "GIT_AUTHOR_NAME": "geosgm test",
+        "GIT_AUTHOR_EMAIL": "test@geosgm.local",
+        "GIT_COMMITTER_NAME": "geosgm test",
+        "GIT_COMMITTER_EMAIL": "test@geosgm.local",
+    }.items():
+        env.setdefault(key, value)
+    return env
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("e2e")
+    for name in COPY + DATA_COPY:
+        src = ROOT / name
+        dst = root / name
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    (root / "data/raw").mkdir(parents=True)
+    for i, name in enumerate(CATALOGUES):
+        _tiny_csv(root / "data/raw" / f"{name}.csv", seed=i)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params = deep_merge(params, yaml.safe_load((root / "profiles/smoke.yaml").read_text()))
+    spec = {"lat_col": "lat", "lon_col": "lon", "skip_lines": "auto", "has_header": True}
+    params["ingest"]["catalogues"] = {n: {"file": f"{n}.csv", **spec} for n in CATALOGUES}
+    params["split"]["protocol"] = "hash"
+    params["train"]["models"] = ["rsgm", "ambient_rb"]
+    params["train"]["overrides"] = {n: {} for n in CATALOGUES}
+    params["evaluate"]["models"] = ["rsgm", "ambient_rb_corrected"]
+    params["maps"]["models"] = ["rsgm"]
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run(["git", "init", "-q"], root)
+    _run([str(BIN / "dvc"), "init", "-q", "-f"], root)
+    _run([str(BIN / "dvc"), "config", "core.analytics", "false"], root)
+    _run(["git", "add", "-A"], root)
+    _run(["git", "commit", "-qm", "tiny project"], root)
+    with local_prefect_server(root):
+        _run([str(BIN / "dvc"), "repro"], root)
+    return root
+
+
+def test_repro_writes_every_artifact(project: Path) -> None:
+    summary = json.loads((project / "reports/metrics/summary.json").read_text())
+    assert set(summary["results"]) == set(CATALOGUES)
+    for cat in CATALOGUES:
+        assert set(summary["results"][cat]) == {"rsgm", "ambient_rb_corrected"}
+        for entry in summary["results"][cat].values():
+            nlls = [r["test_nll"] for r in entry["per_seed"]]
+            assert len(nlls) == 2 and all(math.isfinite(v) for v in nlls)
+            # A barely trained model sits near the uniform density's log 4π.
+            assert abs(entry["mean"] - math.log(4 * math.pi)) < 1.0
+            assert entry["ci95"] == pytest.approx(12.706 * np.std(nlls, ddof=1) / math.sqrt(2))
+        assert (project / f"data/processed/{cat}.nc").is_file()
+        assert (project / f"data/models/{cat}/rsgm/seed1/ema.safetensors").is_file()
+        assert (project / f"reports/maps/{cat}/rsgm.png").is_file()
+    assert (project / "reports/report.html").is_file()
+    assert (project / "reports/geometry/summary.json").is_file()
+
+
+def test_second_repro_reruns_nothing(project: Path) -> None:
+    with local_prefect_server(project):
+        out = _run([str(BIN / "dvc"), "repro"], project).stdout
+    ran = [line for line in out.splitlines() if line.startswith("Running stage")]
+    assert ran == ["Running stage 'summarize':"], out
+
+
+def test_catalogue_param_change_stales_only_that_catalogue(project: Path) -> None:
+    params_path = project / "params.yaml"
+    original = params_path.read_text()
+    try:
+        params = yaml.safe_load(original)
+        params["train"]["overrides"]["tiny_b"] = {"optim": {"lr": 1.0e-3}}
+        params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+        status = json.loads(_run([str(BIN / "dvc"), "status", "--json"], project).stdout)
+        stale = {name for name in status if name != "summarize"}
+        assert {"train@tiny_b-rsgm", "train@tiny_b-ambient_rb"} <= stale
+        assert not any("tiny_a" in name for name in stale), sorted(stale)
+        assert "geometry" not in stale
+    finally:
+        params_path.write_text(original)
