@@ -153,7 +153,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> Path:
     """Build the report; return the HTML path."""
-    cfg = section(load_params(args.params), SECTION, args.params)
+    params = load_params(args.params)
+    cfg = section(params, SECTION, args.params)
+    mapped = set(section(params, "maps", args.params).get("models", []))
     for key in ("title", "compare_rev"):
         if not isinstance(cfg.get(key), str):
             raise ValueError(f"{args.params}: report.{key} must be a string")
@@ -166,6 +168,8 @@ def run(args: argparse.Namespace) -> Path:
     maps: dict[str, dict[str, Path]] = {}
     for cat, models in summary["results"].items():
         for model in models:
+            if model not in mapped:
+                continue  # maps.models chooses which models get a map
             png = args.maps_dir / cat / f"{model}.png"
             if not png.is_file():
                 raise FileNotFoundError(f"map {png} (written by maps@{cat}-{model}) is missing")

@@ -10,7 +10,11 @@ from torch import Tensor
 
 from pipeline.geometry import Sphere
 from pipeline.likelihood import pf_ode_logp, sphere_grid
-from pipeline.sde.heat_kernel import heat_kernel_logp, heat_kernel_mixture_logp, heat_kernel_mixture_score
+from pipeline.sde.heat_kernel import (
+    heat_kernel_logp,
+    heat_kernel_mixture_logp,
+    heat_kernel_mixture_score,
+)
 from pipeline.sde.schedules import LinearBeta
 
 SPHERE = Sphere(2)

@@ -35,7 +35,14 @@ def test_reverse_walk_reproduces_heat_kernel_moments() -> None:
     gen = torch.Generator().manual_seed(0)
     n = 3000
     y = reverse_geodesic_random_walk(
-        score, SPHERE, SCHED, n, 100, gen, eps=EPS, dtype=torch.float64  # type: ignore[arg-type]
+        score,
+        SPHERE,
+        SCHED,
+        n,
+        100,
+        gen,
+        eps=EPS,
+        dtype=torch.float64,  # type: ignore[arg-type]
     )
     assert y.shape == (n, 3)
     assert (y.norm(dim=-1) - 1.0).abs().max() < 1e-6
@@ -61,7 +68,14 @@ def test_reverse_walk_mixture_with_corrector_matches_quadrature() -> None:
     gen = torch.Generator().manual_seed(1)
     n = 2000
     y = reverse_geodesic_random_walk(
-        score, SPHERE, SCHED, n, 100, gen, corrector_steps=1, dtype=torch.float64  # type: ignore[arg-type]
+        score,
+        SPHERE,
+        SCHED,
+        n,
+        100,
+        gen,
+        corrector_steps=1,
+        dtype=torch.float64,  # type: ignore[arg-type]
     )
     frac = float(((y @ centers[0]) > (y @ centers[1])).double().mean())
     assert abs(frac - exact) < 4 * math.sqrt(exact * (1 - exact) / n) + 0.01, (frac, exact)

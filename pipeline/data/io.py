@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -81,6 +82,9 @@ def write_processed(ds: xr.Dataset, path: str | Path) -> Path:
     return atomic_write(path, write)
 
 
+_NETCDF_LOCK = threading.Lock()
+
+
 def load_processed(path: str | Path) -> xr.Dataset:
     """Load a processed catalogue fully into memory (the file is closed on return).
 
@@ -96,7 +100,9 @@ def load_processed(path: str | Path) -> xr.Dataset:
     path = Path(path)
     if not path.is_file():
         raise CatalogueError(f"{path}: processed catalogue not found (run the ingest stage)")
-    with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
+    # The netCDF4/HDF5 C library is not thread-safe: seeds fanned out on threads open the
+    # same file at once, which crashes without this lock.
+    with _NETCDF_LOCK, xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
         loaded = ds.load()
     missing = [v for v in _REQUIRED_VARS if v not in loaded.variables]
     if missing:
