@@ -8,7 +8,7 @@ sampler and the likelihood use:
 | ``rsgm`` | x ∈ M, t | exact heat-kernel score (DSM) | P_x net(x, t) |
 | ``ambient_raw`` | X = Z + σξ, σ | (Z − X)/σ² | tangent part at x, σ = √s |
 | ``ambient_rb`` | π(X), σ | P_{π(X)}(Z − X)/σ² | tangent part at x, σ = √s |
-| ``ambient_rb_corrected`` | (the ``ambient_rb`` weights) | (none: no retraining) | ŝ − σ²(½W_H − Ric♯)ŝ |
+| ``ambient_rb_corrected`` | ``ambient_rb`` weights | (not retrained) | ŝ − σ²(½W_H − Ric♯)ŝ |
 
 A config dict has the keys ``manifold`` (``{"name": "sphere", "dim": 2}``), ``schedule``
 (see :func:`pipeline.sde.make_schedule`), ``network`` (:class:`pipeline.models.MLPConfig`

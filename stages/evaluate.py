@@ -47,7 +47,7 @@ def evaluate_seed(
     seed_dir = Path(model_dir) / f"seed{seed}"
     trained = load_trained(seed_dir, device=settings.get("device", "auto"), kind=model)
     parts = load_split(processed, split_csv, seed)
-    ode = {
+    ode: dict[str, Any] = {
         "rtol": float(settings["rtol"]),
         "atol": float(settings["atol"]),
         "batch_size": int(settings.get("batch_size", 4096)),
@@ -155,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics = aggregate(model, args.catalogue, per_seed, settings)
     write_json_atomic(metrics, args.metrics_dir / args.catalogue / f"{model}.json")
     print(
-        f"evaluate {args.catalogue}/{model}: test NLL {metrics['mean']:+.3f} ± {metrics['ci95']:.3f}"
+        f"evaluate {args.catalogue}/{model}: test NLL {metrics['mean']:+.3f}"
+        f" ± {metrics['ci95']:.3f}"
         f" (std {metrics['std']:.3f}, {len(seeds)} seeds, NFE {metrics['nfe_mean']:.0f})"
     )
     print(json.dumps({r["seed"]: round(r["test_nll"], 4) for r in per_seed}))

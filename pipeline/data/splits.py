@@ -43,8 +43,8 @@ __all__ = [
 ]
 
 PARTS = ("train", "val", "test")
-PROTOCOLS = ("rsgm", "hash")
-Protocol = Literal["rsgm", "hash"]
+PROTOCOLS = ("rsgm", "hash", "rsgm+hash")
+Protocol = Literal["rsgm", "hash", "rsgm+hash"]
 
 
 def seed_column(seed: int) -> str:
@@ -206,7 +206,8 @@ def make_split(
     """Build the split table of a catalogue with the chosen protocol.
 
     Args:
-        protocol: ``"rsgm"`` (published labels) or ``"hash"``.
+        protocol: ``"rsgm"`` (published labels), ``"hash"``, or ``"rsgm+hash"`` (published
+            labels for the labelled rows, hash labels for rows appended after them).
         lat: Latitudes in degrees, shape (N,).
         lon: Longitudes in degrees, shape (N,).
         seeds: Seeds, one column each.
@@ -225,6 +226,26 @@ def make_split(
         return published_split(labels_path, int(np.size(lat)), seeds, fractions)
     if protocol == "hash":
         return hash_split(lat, lon, seeds, fractions)
+    if protocol == "rsgm+hash":
+        # Published labels for the original rows, the append-stable hash split for rows that
+        # a refresh appended after them (they have no published label).
+        if labels_path is None:
+            raise SplitError("protocol 'rsgm+hash' needs the published labels file")
+        n_events = int(np.size(lat))
+        path = Path(labels_path)
+        if not path.is_file():
+            raise SplitError(f"{path}: published split labels not found")
+        n_labelled = len(pd.read_csv(path, usecols=["row"]))
+        if n_events < n_labelled:
+            raise SplitError(
+                f"{path}: {n_labelled} label rows but only {n_events} events: protocol "
+                "'rsgm+hash' needs the original rows first"
+            )
+        head = published_split(path, n_labelled, seeds, fractions)
+        lat_a, lon_a = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+        tail = hash_split(lat_a[n_labelled:], lon_a[n_labelled:], seeds, fractions)
+        tail["event"] = tail["event"].to_numpy() + n_labelled
+        return pd.concat([head, tail], ignore_index=True)
     raise SplitError(f"unknown split protocol {protocol!r}; expected one of {PROTOCOLS}")
 
 

@@ -209,3 +209,31 @@ def test_load_split_real_volcano_published(tmp_path: Path) -> None:
         # Complete and disjoint: the parts re-assemble the catalogue (as a multiset of rows).
         joined = np.concatenate([parts[p] for p in PARTS])
         np.testing.assert_array_equal(joined[np.lexsort(joined.T)], xyz[np.lexsort(xyz.T)])
+
+
+def test_rsgm_plus_hash_keeps_published_labels_and_hashes_appended_rows() -> None:
+    from pipeline.data.splits import make_split
+
+    labels = PUBLISHED / "volcano_rsgm_splits_seed0-4.csv"
+    published = pd.read_csv(labels, dtype=str)
+    n0 = len(published)
+    rng = np.random.default_rng(0)
+    lat = rng.uniform(-80, 80, n0 + 40)
+    lon = rng.uniform(-180, 180, n0 + 40)
+    seeds, fractions = [0, 1], [0.8, 0.1, 0.1]
+    table = make_split("rsgm+hash", lat, lon, seeds, fractions, labels_path=labels)
+    assert table["event"].tolist() == list(range(n0 + 40))
+    for col in ("seed0", "seed1"):
+        assert table[col].iloc[:n0].tolist() == published[col].tolist()
+    # Appending more rows never moves an already appended one.
+    more = make_split(
+        "rsgm+hash",
+        np.r_[lat, rng.uniform(-80, 80, 10)],
+        np.r_[lon, rng.uniform(-180, 180, 10)],
+        seeds,
+        fractions,
+        labels_path=labels,
+    )
+    pd.testing.assert_frame_equal(more.iloc[: n0 + 40].reset_index(drop=True), table)
+    with pytest.raises(SplitError, match="original rows first"):
+        make_split("rsgm+hash", lat[:10], lon[:10], seeds, fractions, labels_path=labels)
