@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -52,11 +53,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/geosgm_curve"))
     parser.add_argument("--out", type=Path, default=None, help="JSON record (optional)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. network.time_embedding=log (YAML value)",
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     params = load_params(ROOT / "params.yaml")
     config = model_config(params["train"], args.catalogue, args.model)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        node = config
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
     parts = load_split(
         ROOT / f"data/processed/{args.catalogue}.nc",
         ROOT / f"data/splits/{args.catalogue}.csv",
@@ -78,8 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     bars = KNOWN_BARS.get(args.catalogue, {})
     print(f"{args.catalogue}/{args.model} seed {args.seed}: {len(data)} train, {len(test)} test")
     print(f"config: {json.dumps(config)}")
-    print(f"{'minutes':>8} {'steps':>7} {'ms/step':>8} {'test NLL':>9} {'NFE':>5} "
-          f"{'s/1000 pts':>10} {'known bar':>10}")
+    print(
+        f"{'minutes':>8} {'steps':>7} {'ms/step':>8} {'test NLL':>9} {'NFE':>5} "
+        f"{'s/1000 pts':>10} {'known bar':>10}"
+    )
     rows = []
     for minutes in sorted(args.minutes):
         cfg = TrainConfig.from_dict(
@@ -104,8 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         }
         rows.append(row)
         bar_text = f"{bar:+.2f}" if bar is not None else "—"
-        print(f"{minutes:>8.1f} {result.steps:>7d} {row['ms_per_step']:>8.2f} {nll:>+9.3f} "
-              f"{nfe:>5d} {row['nll_seconds_per_1000']:>10.2f} {bar_text:>10}", flush=True)
+        print(
+            f"{minutes:>8.1f} {result.steps:>7d} {row['ms_per_step']:>8.2f} {nll:>+9.3f} "
+            f"{nfe:>5d} {row['nll_seconds_per_1000']:>10.2f} {bar_text:>10}",
+            flush=True,
+        )
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"config": config, "rows": rows}, indent=2) + "\n")

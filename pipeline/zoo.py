@@ -12,7 +12,8 @@ sampler and the likelihood use:
 
 A config dict has the keys ``manifold`` (``{"name": "sphere", "dim": 2}``), ``schedule``
 (see :func:`pipeline.sde.make_schedule`), ``network`` (:class:`pipeline.models.MLPConfig`
-fields) and ``loss``.
+fields), ``loss`` and, for ``rsgm``, ``score_scaling`` (``"none"``, or ``"inv_std"``: the
+network output is divided by √s(t) so that it stays O(1) where the score is ~1/√s).
 """
 
 from __future__ import annotations
@@ -90,7 +91,11 @@ def build_network(kind: str, cfg: Mapping[str, Any], manifold: Manifold) -> nn.M
     if kind == "rsgm":
         from pipeline.models import build_score_model
 
-        return build_score_model(manifold, network)
+        scaling = str(cfg.get("score_scaling", "none"))
+        if scaling not in ("none", "inv_std"):
+            raise ValueError(f"score_scaling must be 'none' or 'inv_std', got {scaling!r}")
+        schedule = build_schedule(cfg["schedule"]) if scaling == "inv_std" else None
+        return build_score_model(manifold, network, schedule)
     from pipeline.ambient.models import build_ambient_model
 
     return build_ambient_model(kind, manifold, network)

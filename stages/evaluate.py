@@ -67,7 +67,9 @@ def evaluate_seed(
         out["val_nll"] = float(-val_logp.mean())
     if seed in normalization_seeds:
         n_lat, n_lon = (int(v) for v in settings["normalization_grid"])
-        out["normalization"] = normalization(trained, n_lat, n_lon, **ode)
+        tol = float(settings.get("normalization_tol", settings["rtol"]))
+        norm_ode = {**ode, "rtol": tol, "atol": tol}
+        out["normalization"] = normalization(trained, n_lat, n_lon, **norm_ode)
     meta = read_checkpoint_meta(seed_dir)
     if meta is None:
         raise FileNotFoundError(f"{seed_dir}: no checkpoint metadata")

@@ -155,7 +155,8 @@ def run(args: argparse.Namespace) -> Path:
     """Build the report; return the HTML path."""
     params = load_params(args.params)
     cfg = section(params, SECTION, args.params)
-    mapped = set(section(params, "maps", args.params).get("models", []))
+    maps_models = (params.get("maps") or {}).get("models")  # None: every model has a map
+    mapped = None if maps_models is None else set(maps_models)
     for key in ("title", "compare_rev"):
         if not isinstance(cfg.get(key), str):
             raise ValueError(f"{args.params}: report.{key} must be a string")
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace) -> Path:
     maps: dict[str, dict[str, Path]] = {}
     for cat, models in summary["results"].items():
         for model in models:
-            if model not in mapped:
+            if mapped is not None and model not in mapped:
                 continue  # maps.models chooses which models get a map
             png = args.maps_dir / cat / f"{model}.png"
             if not png.is_file():

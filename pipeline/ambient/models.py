@@ -89,7 +89,7 @@ class AmbientScoreModel(nn.Module):
         net: Module mapping (x (B, D), c (B,)) to (B, D), e.g. :class:`pipeline.models.mlp.MLP`.
         manifold: The embedded manifold (π = ``projx``, tangent projector ``proju``).
         target: ``"raw"`` (input X, ambient output net/σ) or ``"rb"`` (input π(X), output
-            :math:`P_{\\pi(X)}` net).
+            :math:`P_{\\pi(X)}` net/σ).
 
     Raises:
         ValueError: On an unknown target.
@@ -122,7 +122,9 @@ class AmbientScoreModel(nn.Module):
         if self.target == "raw":
             return self.net(x, cond) / sigma[:, None]
         y = self.manifold.projx(x)
-        return self.manifold.proju(y, self.net(y, cond))
+        # Divided by σ like the raw model: the RB target's mean is ~1/σ near sharp data, and the
+        # network output stays O(1) (preconditioning; same as the rsgm score_scaling).
+        return self.manifold.proju(y, self.net(y, cond)) / sigma[:, None]
 
 
 def build_ambient_model(

@@ -10,9 +10,10 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.geometry.manifold import Manifold
+from pipeline.sde.schedules import BetaSchedule
 
 Activation = Literal["sine", "silu"]
-TimeEmbedding = Literal["concat", "fourier"]
+TimeEmbedding = Literal["concat", "fourier", "log"]
 
 
 class Sine(nn.Module):
@@ -39,6 +40,26 @@ class Sine(nn.Module):
 
     def extra_repr(self) -> str:
         return f"omega={self.omega}"
+
+
+class LogTimeEmbedding(nn.Module):
+    r"""Time and its logarithm, :math:`[t, \tfrac14 \log \max(t, 10^{-6})]`.
+
+    With t drawn log-uniformly the score changes on a log-time scale (most of the NLL lives at
+    small heat times); the log input lets the network resolve t in [1e-3, 1e-2] as easily as
+    t in [0.1, 1]. The factor ¼ keeps the input of order 1 for t >= 1e-3.
+    """
+
+    def forward(self, t: Tensor) -> Tensor:
+        """Embed times.
+
+        Args:
+            t: Tensor, shape (B,).
+
+        Returns:
+            Tensor, shape (B, 2).
+        """
+        return torch.stack([t, 0.25 * torch.log(t.clamp_min(1e-6))], dim=-1)
 
 
 class FourierTimeEmbedding(nn.Module):
@@ -154,9 +175,9 @@ class MLP(nn.Module):
             raise ValueError(f"depth and hidden must be >= 1, got depth={depth}, hidden={hidden}")
         if activation not in ("sine", "silu"):
             raise ValueError(f"activation must be 'sine' or 'silu', got {activation!r}")
-        if time_embedding not in ("concat", "fourier"):
+        if time_embedding not in ("concat", "fourier", "log"):
             raise ValueError(
-                f"time_embedding must be 'concat' or 'fourier', got {time_embedding!r}"
+                f"time_embedding must be 'concat', 'fourier' or 'log', got {time_embedding!r}"
             )
         self.in_dim = in_dim
         self.out_dim = out_dim
@@ -165,6 +186,9 @@ class MLP(nn.Module):
             emb = FourierTimeEmbedding(n_freq)
             self.time_embed = emb
             t_dim = emb.out_dim
+        elif time_embedding == "log":
+            self.time_embed = LogTimeEmbedding()
+            t_dim = 2
         else:
             self.time_embed = None
             t_dim = 1
@@ -252,15 +276,55 @@ class TangentScoreModel(nn.Module):
         return self.forward(x, t)
 
 
-def build_score_model(manifold: Manifold, cfg: MLPConfig | dict[str, Any]) -> TangentScoreModel:
+class ScaledTangentScoreModel(TangentScoreModel):
+    """RSGM score model with the output divided by the noise scale: :math:`P_x\,\mathrm{net}(x,t)/\sqrt{s(t)}`.
+
+    The score of the heat kernel at heat time s has magnitude ~ 1/√s (hundreds at the smallest
+    training times); dividing by √s(t) lets the network output O(1) values at every t
+    (the usual noise-prediction preconditioning).
+
+    Args:
+        net: Module mapping (x (B, D), t (B,)) to (B, D).
+        manifold: Manifold whose ``proju`` projects onto the tangent space at x.
+        schedule: β schedule giving the heat time s(t).
+    """
+
+    def __init__(self, net: nn.Module, manifold: Manifold, schedule: BetaSchedule) -> None:
+        super().__init__(net, manifold)
+        self.schedule = schedule
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        """Evaluate the score.
+
+        Args:
+            x: Tensor, shape (B, D), points on the manifold.
+            t: Tensor, shape (B,) or scalar.
+
+        Returns:
+            Tensor, shape (B, D), tangent vectors at x.
+        """
+        if t.dim() == 0:
+            t = t.expand(x.shape[0])
+        std = torch.sqrt(self.schedule.heat_time(t.to(x.dtype))).clamp_min(1e-4)
+        return self.manifold.proju(x, self.net(x, t)) / std[:, None]
+
+
+def build_score_model(
+    manifold: Manifold,
+    cfg: MLPConfig | dict[str, Any],
+    schedule: BetaSchedule | None = None,
+) -> TangentScoreModel:
     """Build the RSGM model (MLP + tangent projection) for a manifold from a config.
 
     Args:
         manifold: The manifold (its ``ambient_dim`` sets the input/output size).
         cfg: :class:`MLPConfig` or dict of its fields.
+        schedule: When given, the output is divided by √s(t) (:class:`ScaledTangentScoreModel`).
 
     Returns:
         The tangent score model.
     """
     d = int(manifold.ambient_dim)
+    if schedule is not None:
+        return ScaledTangentScoreModel(MLP.from_config(d, d, cfg), manifold, schedule)
     return TangentScoreModel(MLP.from_config(d, d, cfg), manifold)

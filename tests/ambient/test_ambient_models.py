@@ -81,7 +81,7 @@ def test_model_outputs() -> None:
     torch.testing.assert_close(raw, v / sigma[:, None])
     rb = AmbientScoreModel(_Const(v), man, "rb")(x, sigma)
     y = man.projx(x)
-    torch.testing.assert_close(rb, man.proju(y, v.expand_as(y)))
+    torch.testing.assert_close(rb, man.proju(y, v.expand_as(y)) / sigma[:, None])
     torch.testing.assert_close(
         noise_condition(torch.tensor([1.0, torch.e])), torch.tensor([0.0, 0.25])
     )
