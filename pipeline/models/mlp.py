@@ -277,7 +277,7 @@ class TangentScoreModel(nn.Module):
 
 
 class ScaledTangentScoreModel(TangentScoreModel):
-    """RSGM score model with the output divided by the noise scale: :math:`P_x\,\mathrm{net}(x,t)/\sqrt{s(t)}`.
+    r"""RSGM score model :math:`P_x\,\mathrm{net}(x, t)/\sqrt{s(t)}` (output over the noise scale).
 
     The score of the heat kernel at heat time s has magnitude ~ 1/√s (hundreds at the smallest
     training times); dividing by √s(t) lets the network output O(1) values at every t
