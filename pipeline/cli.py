@@ -63,7 +63,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_metrics(args: argparse.Namespace) -> int:
-    from pipeline.evaluation import format_nll_table
+    from pipeline.metrics import format_nll_table
 
     repo = _repo_dir(args.repo)
     summary_path = repo / "reports" / "metrics" / "summary.json"

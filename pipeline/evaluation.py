@@ -10,8 +10,6 @@ NLL is in nats per point, w.r.t. the area measure of the unit sphere (Riemannian
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,22 +23,7 @@ from pipeline.geometry import Manifold
 from pipeline.likelihood import pf_ode_logp, sphere_grid
 from pipeline.sampling import reverse_geodesic_random_walk
 from pipeline.sde.schedules import BetaSchedule
-from pipeline.training import load_checkpoint_weights, resolve_device
-
-MODEL_FILE = "model.json"
-
-# Two-sided 95% Student-t quantiles t_{0.975, n-1}; for 5 seeds 2.776 as in the published tables.
-_T975 = {
-    2: 12.706,
-    3: 4.303,
-    4: 3.182,
-    5: 2.776,
-    6: 2.571,
-    7: 2.447,
-    8: 2.365,
-    9: 2.306,
-    10: 2.262,
-}
+from pipeline.training import MODEL_CARD_FILE, load_checkpoint_weights, resolve_device
 
 
 @dataclass
@@ -66,14 +49,6 @@ class TrainedModel:
     device: torch.device
 
 
-def write_model_card(model_dir: Path, kind: str, config: dict[str, Any]) -> None:
-    """Record the model name and config next to its checkpoint (``model.json``)."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    tmp = model_dir / (MODEL_FILE + ".tmp")
-    tmp.write_text(json.dumps({"kind": kind, "config": config}, indent=2) + "\n")
-    tmp.replace(model_dir / MODEL_FILE)
-
-
 def load_trained(
     model_dir: Path, device: str | torch.device | None = None, kind: str | None = None
 ) -> TrainedModel:
@@ -93,7 +68,7 @@ def load_trained(
         ValueError: If ``kind`` cannot use these weights.
     """
     model_dir = Path(model_dir)
-    card_path = model_dir / MODEL_FILE
+    card_path = model_dir / MODEL_CARD_FILE
     if not card_path.is_file():
         raise FileNotFoundError(f"{card_path}: no model card (was the train stage run?)")
     card = json.loads(card_path.read_text())
@@ -179,60 +154,3 @@ def generate_samples(trained: TrainedModel, n: int, n_steps: int, seed: int) -> 
         device=trained.device,
     )
     return x.detach().cpu().double().numpy()
-
-
-def nll_statistics(values: Sequence[float]) -> dict[str, float]:
-    """Mean, sample std (ddof = 1) and 95% CI half-width t_{0.975,n−1}·std/√n over seeds.
-
-    For 5 seeds the half-width is 2.776·std/√5, as in the published tables.
-
-    Raises:
-        ValueError: If ``values`` is empty or not finite.
-    """
-    arr = np.asarray(list(values), dtype=np.float64)
-    if arr.size == 0 or not np.isfinite(arr).all():
-        raise ValueError(f"need finite per-seed values, got {arr.tolist()}")
-    mean = float(arr.mean())
-    if arr.size == 1:
-        return {"mean": mean, "std": 0.0, "ci95": float("nan")}
-    std = float(arr.std(ddof=1))
-    n = int(arr.size)
-    if n in _T975:
-        t = _T975[n]
-    else:
-        from scipy.stats import t as student_t
-
-        t = float(student_t.ppf(0.975, n - 1))
-    return {"mean": mean, "std": std, "ci95": t * std / math.sqrt(n)}
-
-
-PUBLISHED_RSGM = {"volcano": -4.92, "earthquake": -0.19, "flood": 0.45, "fire": -1.33}
-"""Published RSGM test NLL (De Bortoli et al. 2022), for the terminal table."""
-
-
-def format_nll_table(summary: dict[str, Any]) -> str:
-    """Plain-text test-NLL table (mean ± 95% CI half-width) with the published RSGM row."""
-    results: dict[str, dict[str, Any]] = summary.get("results", {})
-    catalogues = list(results)
-    models: list[str] = []
-    for per_model in results.values():
-        models.extend(m for m in per_model if m not in models)
-    width = 18
-    head = f"{'test NLL (nats)':<24}" + "".join(f"{c:>{width}}" for c in catalogues)
-    lines = [head, "-" * len(head)]
-    for model in models:
-        cells = []
-        for cat in catalogues:
-            entry = results[cat].get(model)
-            if entry is None:
-                cells.append(f"{'—':>{width}}")
-            else:
-                cells.append(f"{entry['mean']:>+9.3f} ± {entry['ci95']:<6.3f}".rjust(width))
-        lines.append(f"{model:<24}" + "".join(cells))
-    pub = "".join(
-        f"{PUBLISHED_RSGM[c]:>+9.2f}".ljust(width) if c in PUBLISHED_RSGM else f"{'—':>{width}}"
-        for c in catalogues
-    )
-    lines.append(f"{'RSGM (published)':<24}" + pub)
-    lines.append("mean ± 95% CI half-width over seeds; lower is better; nats per point on S².")
-    return "\n".join(lines)

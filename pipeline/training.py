@@ -37,6 +37,24 @@ STATE_FILE = "state.pt"
 META_FILE = "meta.json"
 
 
+MODEL_CARD_FILE = "model.json"
+"""The model card beside a checkpoint: the model name and the config it was built from."""
+
+
+def write_model_card(model_dir: Path, kind: str, config: dict[str, Any]) -> None:
+    """Record the model name and config next to its checkpoint (``model.json``, atomic).
+
+    Args:
+        model_dir: The checkpoint directory.
+        kind: Model name (see :mod:`pipeline.zoo`).
+        config: The plain config dict the model was built from.
+    """
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = model_dir / (MODEL_CARD_FILE + ".tmp")
+    tmp.write_text(json.dumps({"kind": kind, "config": config}, indent=2) + "\n")
+    tmp.replace(model_dir / MODEL_CARD_FILE)
+
+
 class TrainingDivergedError(RuntimeError):
     """Raised when the loss becomes NaN or infinite; the last good checkpoint is left intact."""
 

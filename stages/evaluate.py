@@ -85,7 +85,7 @@ def aggregate(
     model: str, catalogue: str, per_seed: list[dict[str, Any]], settings: dict[str, Any]
 ) -> dict[str, Any]:
     """Per-model metrics: statistics over seeds plus each seed's numbers and loss history."""
-    from pipeline.evaluation import nll_statistics
+    from pipeline.metrics import nll_statistics
 
     stats = nll_statistics([r["test_nll"] for r in per_seed])
     histories = {str(r["seed"]): r.pop("loss_history") for r in per_seed}

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--metrics-dir", type=Path, default=Path("reports/metrics"))
     args = parser.parse_args(argv)
-    from pipeline.evaluation import format_nll_table
+    from pipeline.metrics import format_nll_table
 
     params = load_params(args.params)
     catalogues = list(section(params, "ingest", args.params)["catalogues"])

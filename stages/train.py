@@ -19,12 +19,14 @@ import functools
 import json
 import shutil
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from stages.common import deep_merge, load_params, section
 
 SECTION = "train"
+_INIT_LOCK = threading.Lock()
 TRAINER_KEYS = (
     "steps",
     "max_seconds",
@@ -81,8 +83,7 @@ def train_seed(
 
     from pipeline import zoo
     from pipeline.data.splits import load_split
-    from pipeline.evaluation import write_model_card
-    from pipeline.training import TrainConfig, train
+    from pipeline.training import TrainConfig, train, write_model_card
 
     torch.set_num_threads(max(1, torch_threads))
     out_dir = Path(models_dir) / catalogue / model / f"seed{seed}"
@@ -92,10 +93,13 @@ def train_seed(
     write_model_card(out_dir, model, config)
     parts = load_split(processed, split_csv, seed)
     data = torch.as_tensor(parts["train"], dtype=torch.float32)
-    torch.manual_seed(seed)
     manifold = zoo.build_manifold(config.get("manifold"))
     schedule = zoo.build_schedule(config["schedule"])
-    net = zoo.build_network(model, config, manifold)
+    # Initialisation draws from torch's global generator: seeds trained on threads of one
+    # process must not interleave there, or the weights would depend on the runner.
+    with _INIT_LOCK:
+        torch.manual_seed(seed)
+        net = zoo.build_network(model, config, manifold)
     loss_fn = zoo.build_loss(model, config, manifold, schedule)
     optim = {k: v for k, v in config.get("optim", {}).items() if k in TRAINER_KEYS}
     cfg = TrainConfig.from_dict({**optim, "seed": seed})
