@@ -21,14 +21,14 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.atomic import atomic_write
 from pipeline.geometry.coords import latlon_to_xyz
 
 __all__ = [
@@ -407,30 +407,12 @@ def draw_density_map(
                     zorder=3,
                 )
             ax2.set_title(f"{samples_label} (n={len(samples)})", fontsize=10)
-        out = _atomic_write(
+        out = atomic_write(
             Path(out_png), lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"), ".png"
         )
     finally:
         plt.close(fig)
     return out
-
-
-def _atomic_write(path: Path, write: Callable[[Path], object], suffix: str) -> Path:
-    """Write ``path`` atomically: ``write(tmp)`` in the same folder, then ``os.replace``.
-
-    The temporary file gets mode 0644 (``mkstemp`` creates 0600) and is removed on failure.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def _netcdf_attr(key: str, value: Any) -> str | int | float:
@@ -539,7 +521,7 @@ def write_density_netcdf(
         "lat": {"_FillValue": None},
         "lon": {"_FillValue": None},
     }
-    out = _atomic_write(
+    out = atomic_write(
         Path(path), lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding), ".nc"
     )
     return out

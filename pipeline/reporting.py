@@ -34,14 +34,14 @@ import math
 import os
 import re
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from pipeline.atomic import atomic_write
 from pipeline.published import (
     PUBLISHED_BOUND_METHODS,
     PUBLISHED_CATALOGUES,
@@ -485,27 +485,9 @@ def _seed_key(seed: str) -> tuple[int, str]:
     return (int(seed), "") if str(seed).lstrip("-").isdigit() else (1 << 30, str(seed))
 
 
-def _atomic_write(path: Path, write: Callable[[Path], object], suffix: str) -> Path:
-    """Write ``path`` atomically: ``write(tmp)`` in the same folder, then ``os.replace``.
-
-    The temporary file gets mode 0644 (``mkstemp`` creates 0600) and is removed on failure.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def _atomic_savefig(fig: Any, out: Path, dpi: int) -> None:
     """Save a matplotlib figure as PNG atomically."""
-    _atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"), ".png")
+    atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"), ".png")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1334,7 +1316,7 @@ def _render_html(blocks: Sequence[_Block], title: str) -> str:
 
 def _write_text_atomic(path: Path, text: str) -> None:
     """Write a UTF-8 text file atomically."""
-    _atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), ".tmp")
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), ".tmp")
 
 
 def build_report(

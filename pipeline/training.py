@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from pipeline.atomic import atomic_write
 from pipeline.models.ema import EMA
 
 LossFn = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
@@ -174,12 +174,6 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _atomic_write(path: Path, writer: Callable[[Path], object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    writer(tmp)
-    os.replace(tmp, path)
-
-
 def _cpu_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
 
@@ -206,11 +200,11 @@ def save_checkpoint(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     tag = {"step": str(int(meta["step"]))}
-    _atomic_write(
+    atomic_write(
         out_dir / MODEL_FILE,
         lambda p: save_file(_cpu_state(model.state_dict()), str(p), metadata=tag),
     )
-    _atomic_write(
+    atomic_write(
         out_dir / EMA_FILE, lambda p: save_file(_cpu_state(ema.state_dict()), str(p), metadata=tag)
     )
     state = {
@@ -223,8 +217,8 @@ def save_checkpoint(
     }
     if torch.cuda.is_available():
         state["cuda_rng"] = torch.cuda.get_rng_state_all()
-    _atomic_write(out_dir / STATE_FILE, lambda p: torch.save(state, p))
-    _atomic_write(out_dir / META_FILE, lambda p: p.write_text(json.dumps(meta, indent=1)))
+    atomic_write(out_dir / STATE_FILE, lambda p: torch.save(state, p))
+    atomic_write(out_dir / META_FILE, lambda p: p.write_text(json.dumps(meta, indent=1)))
 
 
 def load_checkpoint_weights(

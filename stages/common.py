@@ -7,14 +7,13 @@ plain numbers, strings, lists and mappings.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from pipeline.atomic import atomic_write
 from pipeline.config import deep_merge
 
 __all__ = ["deep_merge", "load_params", "section", "write_json_atomic"]
@@ -51,14 +50,5 @@ def section(params: Mapping[str, Any], name: str, where: Path = PARAMS_FILE) -> 
 
 def write_json_atomic(obj: Any, path: Path) -> None:
     """Write JSON to ``path`` atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    text = json.dumps(obj, indent=2) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -10,10 +10,8 @@ into place with :func:`os.replace`, so a reader never sees a half-written file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +20,7 @@ import pandas as pd
 import xarray as xr
 from numpy.typing import NDArray
 
+from pipeline.atomic import atomic_write
 from pipeline.data.errors import CatalogueError
 
 __all__ = [
@@ -38,30 +37,6 @@ __all__ = [
 NETCDF_ENGINE: Literal["netcdf4"] = "netcdf4"
 REJECT_COLUMNS = ("line_number", "raw_line", "reason")
 _REQUIRED_VARS = ("lat", "lon", "x", "y", "z", "source_line")
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Write a file atomically: ``write(tmp)`` then ``os.replace(tmp, path)``.
-
-    Args:
-        path: Destination; its parent folders are created.
-        write: Callable that writes the complete file to the path it is given.
-
-    Returns:
-        The destination path.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        tmp.chmod(0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def write_processed(ds: xr.Dataset, path: str | Path) -> Path:
