@@ -139,12 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-train", type=int, default=10000)
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--n-eval", type=int, default=1000, help="test points in the NLL")
-    ap.add_argument("--beta1", type=float, default=4.0, help="β(1); s(1) = (β0 + β1)/2")
+    ap.add_argument("--beta1", type=float, default=5.0, help="β(1); s(1) = (β0 + β1)/2")
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--activation", default="sine")
     ap.add_argument("--omega", type=float, default=10.0)
-    ap.add_argument("--time-embedding", default="concat")
+    ap.add_argument("--time-embedding", default="log")
+    ap.add_argument(
+        "--score-scaling",
+        choices=["none", "inv_std"],
+        default="inv_std",
+        help="inv_std: network output divided by sqrt(s(t)) (the pipeline default)",
+    )
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument(
         "--base",
@@ -178,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "omega": args.omega,
         "time_embedding": args.time_embedding,
     }
-    model = build_score_model(sphere, model_cfg)
+    model = build_score_model(sphere, model_cfg, sched if args.score_scaling == "inv_std" else None)
     loss_fn = make_rsgm_loss({"t_sampler": "log_uniform", "target": "exact"}, sphere, sched)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="vmf_bench_"))
     test_x = data["test"][: args.n_eval]
