@@ -18,13 +18,18 @@ network output is divided by √s(t) so that it stays O(1) where the score is ~1
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from pipeline.geometry import Euclidean, FlatTorus, Manifold, Sphere
 from pipeline.sde.schedules import BetaSchedule, make_schedule
+
+# Serialises seeded initialisation (see build_network).
+_INIT_LOCK = threading.RLock()
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 LossFn = Callable[..., Tensor]
@@ -75,17 +80,26 @@ def build_schedule(cfg: Mapping[str, Any]) -> BetaSchedule:
     return make_schedule(dict(cfg))
 
 
-def build_network(kind: str, cfg: Mapping[str, Any], manifold: Manifold) -> nn.Module:
+def build_network(
+    kind: str, cfg: Mapping[str, Any], manifold: Manifold, seed: int | None = None
+) -> nn.Module:
     """The trainable module of a model variant.
 
     Args:
         kind: A name of :data:`MODEL_KINDS`.
         cfg: Model config (uses ``network``).
         manifold: The manifold.
+        seed: If given, the initial weights are drawn after ``torch.manual_seed(seed)``,
+            under a lock: seeds built on threads of one process must not interleave draws
+            from torch's global generator, or the weights would depend on the task runner.
 
     Returns:
         The module whose weights the trainer optimises and the checkpoints hold.
     """
+    if seed is not None:
+        with _INIT_LOCK:
+            torch.manual_seed(seed)
+            return build_network(kind, cfg, manifold)
     kind = check_kind(kind)
     network = dict(cfg.get("network", {}))
     if kind == "rsgm":

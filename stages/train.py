@@ -19,14 +19,12 @@ import functools
 import json
 import shutil
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
 from stages.common import deep_merge, load_params, section
 
 SECTION = "train"
-_INIT_LOCK = threading.Lock()
 TRAINER_KEYS = (
     "steps",
     "max_seconds",
@@ -95,11 +93,7 @@ def train_seed(
     data = torch.as_tensor(parts["train"], dtype=torch.float32)
     manifold = zoo.build_manifold(config.get("manifold"))
     schedule = zoo.build_schedule(config["schedule"])
-    # Initialisation draws from torch's global generator: seeds trained on threads of one
-    # process must not interleave there, or the weights would depend on the runner.
-    with _INIT_LOCK:
-        torch.manual_seed(seed)
-        net = zoo.build_network(model, config, manifold)
+    net = zoo.build_network(model, config, manifold, seed=seed)
     loss_fn = zoo.build_loss(model, config, manifold, schedule)
     optim = {k: v for k, v in config.get("optim", {}).items() if k in TRAINER_KEYS}
     cfg = TrainConfig.from_dict({**optim, "seed": seed})
