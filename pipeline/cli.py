@@ -79,7 +79,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from pipeline.reporting import compare_revisions
 
     repo = _repo_dir(args.repo)
-    print(compare_revisions(repo, args.rev_a, args.rev_b))
+    try:
+        print(compare_revisions(repo, args.rev_a, args.rev_b))
+    except FileNotFoundError as exc:
+        print(f"geosgm compare: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 

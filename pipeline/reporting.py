@@ -807,9 +807,10 @@ def _read_with_dvc(repo: Path, rev: str, summary_path: str, git_error: str) -> s
         raise FileNotFoundError(f"git cannot show {summary_path} at {rev!r}: {git_error}") from exc
     try:
         return str(dvc.api.read(summary_path, repo=str(repo), rev=rev, mode="r"))
-    except (DvcException, FileNotFoundError, OSError) as exc:
+    except (DvcException, FileNotFoundError, OSError, KeyError) as exc:
+        # KeyError: dvc's index lookup when the path is in neither git nor DVC at rev.
         raise FileNotFoundError(
-            f"no {summary_path} at revision {rev!r}: git said {git_error!r}; dvc said {exc}"
+            f"no {summary_path} at revision {rev!r}: git said {git_error!r}; dvc said {exc!r}"
         ) from exc
 
 

@@ -374,6 +374,29 @@ def test_compare_revisions_reads_two_commits(tmp_path: Path) -> None:
         read_summary_at_revision(repo, "HEAD~5")
 
 
+def test_missing_summary_at_a_dvc_revision_is_a_clear_error(tmp_path: Path) -> None:
+    """A revision before the first metrics commit: FileNotFoundError, and exit code 1."""
+    import sys
+
+    from pipeline.cli import main as cli_main
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    (repo / "dvc.yaml").write_text("stages: {}\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "no metrics yet")
+    path = repo / "reports" / "metrics" / "summary.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(_summary()))
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "v1")
+    with pytest.raises(FileNotFoundError, match="HEAD~1"):
+        read_summary_at_revision(repo, "HEAD~1")
+    assert cli_main(["--repo", str(repo), "compare", "HEAD~1", "HEAD"]) == 1
+
+
 def test_report_stage_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """stages.report on a fixture tree: loss curves drawn, previous version read from git."""
     from stages.report import main
