@@ -21,6 +21,8 @@ from pathlib import Path
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+#: ``geosgm refresh``: another refresh holds the lock; nothing was changed (retry later).
+EXIT_LOCKED = 3
 
 
 def _repo_dir(arg: str | None) -> Path:
@@ -95,10 +97,16 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
     repo = _repo_dir(args.repo)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("pipeline.flows.refresh").setLevel(logging.INFO)
+    from pipeline.flows.refresh import RefreshLockedError
+
     with local_prefect_server(repo):
         from pipeline.flows.refresh import refresh
 
-        result = refresh(repo, run_repro=not args.no_repro, lock_timeout=args.lock_timeout)
+        try:
+            result = refresh(repo, run_repro=not args.no_repro, lock_timeout=args.lock_timeout)
+        except RefreshLockedError as exc:
+            print(f"geosgm refresh: {exc}", file=sys.stderr)
+            return EXIT_LOCKED
     print(result.summary())
     return EXIT_OK if result.ok else EXIT_FAILED
 

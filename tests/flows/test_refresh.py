@@ -10,11 +10,14 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 
+from pipeline import cli
 from pipeline.data.registry import CatalogueSpec
+from pipeline.flows import server
 from pipeline.flows.refresh import (
     LOCK_NAME,
     RefreshLockedError,
@@ -234,7 +237,12 @@ def test_malformed_file_is_quarantined_and_changes_nothing(
     assert (project / "reports" / "versions.json").read_bytes() == versions_before
 
 
-def test_lock_blocks_a_concurrent_refresh(prefect_harness: None, project: Path) -> None:
+def test_lock_blocks_a_concurrent_refresh(
+    prefect_harness: None,
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     raw = project / "data" / "raw" / "volerup.csv"
     incoming = _drop(project, "volcano", "batch.csv", NEW_VOLCANO)
     held = threading.Event()
@@ -251,6 +259,10 @@ def test_lock_blocks_a_concurrent_refresh(prefect_harness: None, project: Path) 
         assert held.wait(10)
         with pytest.raises(RefreshLockedError, match=r"another refresh is running.*refresh\.lock"):
             refresh(project, run_repro=False)
+        # The CLI says so in one line and exits 3 (the Prefect harness is the API already).
+        monkeypatch.setattr(server, "local_prefect_server", lambda repo: nullcontext(""))
+        assert cli.main(["--repo", str(project), "refresh", "--no-repro"]) == cli.EXIT_LOCKED
+        assert "another refresh is running" in capsys.readouterr().err
         start = time.perf_counter()
         with pytest.raises(RefreshLockedError, match="waited 0.3 s"):
             refresh(project, run_repro=False, lock_timeout=0.3)
