@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     (incoming / "appended.csv").write_text("\n".join([header, *rows, *existing]) + "\n")
 
     out, seconds = _run([*cli, "refresh"], repo)
-    ran = [line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")]
+    versions = json.loads((repo / "reports" / "versions.json").read_text())
+    latest = versions[-1] if isinstance(versions, list) else versions
+    ran = list(latest.get("stages_run", []))
     status, _ = _run([str(BIN / "dvc"), "status", "--json"], repo)
     stale = {k for k in json.loads(status or "{}") if k != "summarize"}
     print(f"refresh ({args.rows} new + {len(existing)} duplicate rows in {args.catalogue}): "
