@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pipeline.data.splits import load_split
-from pipeline.evaluation import load_trained, log_density
-from pipeline.normalization import importance_normalization
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.data.splits import load_split  # noqa: E402
+from pipeline.evaluation import load_trained, log_density  # noqa: E402
+from pipeline.normalization import importance_normalization  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
