@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     test = torch.as_tensor(parts["test"], dtype=torch.float32)
     manifold = zoo.build_manifold(config.get("manifold"))
     schedule = zoo.build_schedule(config["schedule"])
-    torch.manual_seed(args.seed)
-    net = zoo.build_network(args.model, config, manifold)
+    net = zoo.build_network(args.model, config, manifold, seed=args.seed)
     loss_fn = zoo.build_loss(args.model, config, manifold, schedule)
     optim = {k: v for k, v in config.get("optim", {}).items() if k in TRAINER_KEYS}
     out_dir = args.workdir / f"{args.catalogue}-{args.model}-seed{args.seed}"

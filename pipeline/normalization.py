@@ -21,6 +21,11 @@ FloatArray = NDArray[np.float64]
 LogDensityFn = Callable[[FloatArray], FloatArray]
 
 
+def _vmf_log_norm(kappa: float) -> float:
+    """log of the vMF(κ) normaliser on S² in the form κ/(2π(1 − e^{−2κ})), stable for large κ."""
+    return float(np.log(kappa) - np.log(2.0 * np.pi) - np.log1p(-np.exp(-2.0 * kappa)))
+
+
 def vmf_logp_s2(x: FloatArray, mu: FloatArray, kappa: float) -> FloatArray:
     """log-density of vMF(μ, κ) on S² w.r.t. area, stable for large κ.
 
@@ -33,8 +38,41 @@ def vmf_logp_s2(x: FloatArray, mu: FloatArray, kappa: float) -> FloatArray:
         Array of shape (N, K).
     """
     # κ/(2π(1 − e^{−2κ})) · exp(κ(⟨x, μ⟩ − 1))
-    log_c = np.log(kappa) - np.log(2.0 * np.pi) - np.log1p(-np.exp(-2.0 * kappa))
-    return log_c + kappa * (x @ mu.T - 1.0)
+    return _vmf_log_norm(kappa) + kappa * (x @ mu.T - 1.0)
+
+
+def proposal_logq(
+    x: FloatArray,
+    centers: FloatArray,
+    kappas: Sequence[float],
+    uniform_weight: float,
+    chunk: int = 2048,
+) -> FloatArray:
+    """log-density of the proposal ``w·uniform + (1 − w)·mean_κ mean_k vMF(centers_k, κ)``.
+
+    Args:
+        x: Points, shape (N, 3).
+        centers: vMF centres, shape (K, 3).
+        kappas: Concentrations, equally weighted.
+        uniform_weight: Weight w of the uniform component.
+        chunk: Rows of ``x`` per block (bounds memory at ``chunk × K``).
+
+    Returns:
+        Array of shape (N,).
+    """
+    log_w = np.log((1.0 - uniform_weight) / len(kappas))
+    out = np.empty(x.shape[0])
+    for start in range(0, x.shape[0], chunk):
+        # ⟨x, μ_k⟩ − 1 once per block, shared by every κ.
+        cos_m1 = x[start : start + chunk] @ centers.T - 1.0
+        parts = [np.full(cos_m1.shape[0], np.log(uniform_weight) - np.log(4.0 * np.pi))]
+        for kappa in kappas:
+            lk = float(kappa) * cos_m1
+            m = lk.max(axis=1)
+            mix = m + np.log(np.exp(lk - m[:, None]).mean(axis=1))
+            parts.append(log_w + _vmf_log_norm(float(kappa)) + mix)
+        out[start : start + chunk] = np.logaddexp.reduce(np.stack(parts), axis=0)
+    return out
 
 
 def sample_vmf_s2(mu: FloatArray, kappa: float, rng: np.random.Generator) -> FloatArray:
@@ -120,13 +158,7 @@ def importance_normalization(
         if idx.size:
             mu = centers[rng.integers(centers.shape[0], size=idx.size)]
             x[idx] = sample_vmf_s2(mu, float(kappa), rng)
-    log_q_parts = [np.full(n, np.log(uniform_weight) - np.log(4.0 * np.pi))]
-    for kappa in kappas:
-        lk = vmf_logp_s2(x, centers, float(kappa))
-        m = lk.max(axis=1)
-        mix = m + np.log(np.exp(lk - m[:, None]).mean(axis=1))
-        log_q_parts.append(np.log((1 - uniform_weight) / n_comp) + mix)
-    log_q = np.logaddexp.reduce(np.stack(log_q_parts), axis=0)
+    log_q = proposal_logq(x, centers, kappas, uniform_weight)
     log_p = np.asarray(logp_fn(x), dtype=np.float64)
     if log_p.shape != (n,):
         raise ValueError(f"logp_fn returned shape {log_p.shape}, expected ({n},)")

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.normalization import importance_normalization, sample_vmf_s2, vmf_logp_s2
+from pipeline.normalization import (
+    importance_normalization,
+    proposal_logq,
+    sample_vmf_s2,
+    vmf_logp_s2,
+)
 from pipeline.sde.heat_kernel import heat_kernel_mixture_logp
 
 
@@ -33,6 +38,14 @@ def test_vmf_logp_integrates_to_one_on_a_grid() -> None:
     xyz, w = sphere_grid(200, 400, dtype=torch.float64)
     lp = vmf_logp_s2(xyz.numpy(), np.array([[0.0, 0.0, 1.0]]), 20.0)[:, 0]
     assert float((w.numpy() * np.exp(lp)).sum()) == pytest.approx(1.0, abs=1e-10)
+
+
+def test_proposal_density_integrates_to_one_on_a_grid() -> None:
+    from pipeline.likelihood import sphere_grid
+
+    xyz, w = sphere_grid(200, 400, dtype=torch.float64)
+    lq = proposal_logq(xyz.numpy(), _random_points(5, 7), (2.0, 20.0), 0.3, chunk=1000)
+    assert float((w.numpy() * np.exp(lq)).sum()) == pytest.approx(1.0, abs=1e-8)
 
 
 @pytest.mark.parametrize("scale", [1.0, 2.0])
