@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,8 @@ from pipeline.ambient import experiments, plots
 from stages.common import load_params, section, write_json_atomic
 
 SECTION = "geometry"
+BAD_PARAMS: tuple[type[Exception], ...] = (KeyError, ValueError)
+"""Errors that mean bad params: a one-line message and exit 1, no traceback."""
 EXPERIMENTS: dict[
     str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any], Path], None], str]
 ] = {
@@ -139,16 +142,18 @@ def summarize(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the stage.
+def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Run every experiment and write its JSON and figure, then ``summary.json``.
 
     Args:
-        argv: Command-line arguments.
+        args: Parsed command line (``params``, ``out``).
 
     Returns:
-        Exit status 0 (errors raise).
+        Full results per experiment name.
+
+    Raises:
+        KeyError: If the ``geometry`` section lacks an experiment or has an unknown one.
     """
-    args = parse_args(argv)
     cfg = section(load_params(args.params), SECTION, args.params)
     threads = int(cfg.pop("torch_threads", 1))
     seed = int(cfg.pop("seed", 0))
@@ -168,6 +173,19 @@ def main(argv: list[str] | None = None) -> int:
         plot(res, args.out / f"{png}.png")
         print(f"geometry: {name} done in {res['seconds']:.1f} s")
     write_json_atomic(summarize(results), args.out / "summary.json")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one Prefect flow run; 0 on success, 1 on bad params (message on stderr)."""
+    from pipeline.flows.stage import run_stage
+
+    args = parse_args(argv)
+    try:
+        run_stage(lambda: run(args), "geometry", expected=BAD_PARAMS)
+    except BAD_PARAMS as exc:
+        print(f"geometry: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -114,10 +114,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns 0 on success, 1 on a catalogue error (message on stderr)."""
+    """Entry point: one Prefect flow run; 0 on success, 1 on a catalogue error (on stderr)."""
+    from pipeline.flows.stage import run_stage
+
     args = parse_args(argv)
     try:
-        run(args)
+        run_stage(lambda: run(args), f"ingest-{args.catalogue}", expected=(CatalogueError,))
     except CatalogueError as exc:
         print(f"ingest: error: {exc}", file=sys.stderr)
         return 1

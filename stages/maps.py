@@ -221,6 +221,10 @@ def render_map(
     return stats
 
 
+BAD_INPUT: tuple[type[Exception], ...] = (ValueError, KeyError, FileNotFoundError)
+"""Errors that mean bad params or inputs: a one-line message and exit 1, no traceback."""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line of the stage."""
     parser = argparse.ArgumentParser(prog="python -m stages.maps", description=__doc__)
@@ -286,11 +290,13 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns 0 on success, 1 on bad params or inputs (message on stderr)."""
+    """Entry point: one Prefect flow run; 0 on success, 1 on bad params or inputs (on stderr)."""
+    from pipeline.flows.stage import run_stage
+
     args = parse_args(argv)
     try:
-        run(args)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
+        run_stage(lambda: run(args), f"maps-{args.catalogue}-{args.model}", expected=BAD_INPUT)
+    except BAD_INPUT as exc:
         print(f"maps: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -137,6 +137,10 @@ def loss_figures(
     return out
 
 
+BAD_INPUT: tuple[type[Exception], ...] = (ValueError, KeyError, FileNotFoundError)
+"""Errors that mean bad params or inputs: a one-line message and exit 1, no traceback."""
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line of the stage."""
     parser = argparse.ArgumentParser(prog="python -m stages.report", description=__doc__)
@@ -197,11 +201,13 @@ def run(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns 0 on success, 1 on bad params or inputs (message on stderr)."""
+    """Entry point: one Prefect flow run; 0 on success, 1 on bad params or inputs (on stderr)."""
+    from pipeline.flows.stage import run_stage
+
     args = parse_args(argv)
     try:
-        run(args)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
+        run_stage(lambda: run(args), "report", expected=BAD_INPUT)
+    except BAD_INPUT as exc:
         print(f"report: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -93,10 +93,12 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, int]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns 0 on success, 1 on a catalogue/split error (message on stderr)."""
+    """Entry point: one Prefect flow run; 0 on success, 1 on a catalogue/split error."""
+    from pipeline.flows.stage import run_stage
+
     args = parse_args(argv)
     try:
-        run(args)
+        run_stage(lambda: run(args), f"split-{args.catalogue}", expected=(CatalogueError,))
     except CatalogueError as exc:
         print(f"split: error: {exc}", file=sys.stderr)
         return 1

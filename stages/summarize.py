@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ PER_SEED_KEYS = (
     "normalization",
     "nll_seconds_per_1000",
 )
+BAD_INPUT: tuple[type[Exception], ...] = (FileNotFoundError, KeyError, ValueError)
+"""Errors that mean missing metrics or bad params: a message and exit 1, no traceback."""
 ENTRY_KEYS = ("mean", "std", "ci95", "n_test", "nfe_mean", "normalization_max_error")
 
 
@@ -58,12 +61,19 @@ def build_summary(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write summary.json and print the table; return the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m stages.summarize", description=__doc__)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--metrics-dir", type=Path, default=Path("reports/metrics"))
-    args = parser.parse_args(argv)
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Write ``summary.json`` from the per-model metrics and print the table.
+
+    Args:
+        args: Parsed command line (``params``, ``metrics_dir``).
+
+    Returns:
+        The summary dict.
+
+    Raises:
+        FileNotFoundError: If a (catalogue, model) metrics file is missing.
+        KeyError: If params lack a section the summary needs.
+    """
     from pipeline.metrics import format_nll_table
 
     params = load_params(args.params)
@@ -74,6 +84,22 @@ def main(argv: list[str] | None = None) -> int:
     summary = build_summary(args.metrics_dir, catalogues, models, seeds, protocol)
     write_json_atomic(summary, args.metrics_dir / "summary.json")
     print(format_nll_table(summary))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write summary.json and print the table; return the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m stages.summarize", description=__doc__)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--metrics-dir", type=Path, default=Path("reports/metrics"))
+    args = parser.parse_args(argv)
+    from pipeline.flows.stage import run_stage
+
+    try:
+        run_stage(lambda: run(args), "summarize", expected=BAD_INPUT)
+    except BAD_INPUT as exc:
+        print(f"summarize: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

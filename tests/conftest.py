@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,24 @@ from typing import Any
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+
+from pipeline.flows.settings import apply_prefect_defaults
+
+# Before anything imports prefect: its home in the project's ignored .prefect/, offline, quiet.
+apply_prefect_defaults(Path(__file__).resolve().parents[1])
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A temporary Prefect API and database shared by every test of the session (~10 s).
+
+    Flow tests and tests that call a stage's ``main`` in-process (each stage is a flow run)
+    use it; without it every flow would start its own ephemeral server.
+    """
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
 
 
 @dataclass(frozen=True)

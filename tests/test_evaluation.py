@@ -136,3 +136,31 @@ def test_summary_schema_and_table(tmp_path: Path) -> None:
     assert "RSGM (published)" in table and "-0.19" in table and f"{entry['mean']:+.3f}" in table
     with pytest.raises(FileNotFoundError, match="evaluate@earthquake-ambient_raw"):
         build_summary(tmp_path, ["earthquake"], ["ambient_raw"], [0], "rsgm")
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_summarize_stage_missing_metrics_is_exit_1_with_the_stage_to_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stages import summarize
+
+    params = {
+        "ingest": {"catalogues": {"earthquake": {}}},
+        "split": {"protocol": "rsgm"},
+        "train": {"seeds": [0, 1]},
+        "evaluate": {"models": ["rsgm"]},
+    }
+    (tmp_path / "params.yaml").write_text(json.dumps(params))  # JSON is YAML
+    argv = ["--params", str(tmp_path / "params.yaml"), "--metrics-dir", str(tmp_path / "m")]
+    assert summarize.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "summarize: error: " in err and "run evaluate@earthquake-rsgm" in err
+    assert not (tmp_path / "m" / "summary.json").exists()
+
+    path = tmp_path / "m" / "earthquake" / "rsgm.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(_metrics("earthquake", "rsgm", [-0.2, -0.1])))
+    assert summarize.main(argv) == 0
+    summary = json.loads((tmp_path / "m" / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1]
+    assert summary["results"]["earthquake"]["rsgm"]["mean"] == pytest.approx(-0.15)

@@ -3,7 +3,7 @@
 Two tiny synthetic catalogues (hash split, 2 seeds) go through every stage: ingest, split,
 geometry, train, evaluate, summarize, maps and report. Then: a second ``dvc repro`` reruns
 nothing but the always-run ``summarize``; changing one catalogue's training params makes only
-that catalogue's stages stale.
+that catalogue's stages stale. Every stage command runs as a Prefect flow run on the local server.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -91,9 +92,37 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _run([str(BIN / "dvc"), "config", "core.analytics", "false"], root)
     _run(["git", "add", "-A"], root)
     _run(["git", "commit", "-qm", "tiny project"], root)
-    with local_prefect_server(root):
+    with local_prefect_server(root) as api_url:
+        since = datetime.now(timezone.utc).isoformat()
         _run([str(BIN / "dvc"), "repro"], root)
+        runs = _flow_runs(api_url, since)
+    (root.parent / "flow_runs.json").write_text(json.dumps(runs))
     return root
+
+
+def _flow_runs(api_url: str, since: str) -> list[list[str]]:
+    """``[flow name, final state type]`` of every flow run the Prefect server recorded since then.
+
+    (The server's database may hold runs of earlier sessions.)
+    """
+    import httpx
+
+    flows = httpx.post(f"{api_url}/flows/filter", json={}, timeout=30).json()
+    names = {f["id"]: f["name"] for f in flows}
+    query = {"limit": 200, "flow_runs": {"start_time": {"after_": since}}}
+    runs = httpx.post(f"{api_url}/flow_runs/filter", json=query, timeout=30).json()
+    return sorted([names[r["flow_id"]], r["state_type"]] for r in runs)
+
+
+def test_every_stage_ran_as_a_completed_flow_run(project: Path) -> None:
+    runs = json.loads((project.parent / "flow_runs.json").read_text())
+    expected = ["geometry", "summarize", "report"]
+    for cat in CATALOGUES:
+        expected += [f"ingest-{cat}", f"split-{cat}", f"maps-{cat}-rsgm"]
+        expected += [f"train-{cat}-{m}" for m in ("rsgm", "ambient_rb")]
+        expected += [f"evaluate-{cat}-{m}" for m in ("rsgm", "ambient_rb_corrected")]
+    # One flow run per stage, each completed; the seeds are task runs inside them.
+    assert runs == sorted([name, "COMPLETED"] for name in expected)
 
 
 def test_repro_writes_every_artifact(project: Path) -> None:

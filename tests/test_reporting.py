@@ -397,6 +397,7 @@ def test_missing_summary_at_a_dvc_revision_is_a_clear_error(tmp_path: Path) -> N
     assert cli_main(["--repo", str(repo), "compare", "HEAD~1", "HEAD"]) == 1
 
 
+@pytest.mark.usefixtures("prefect_harness")
 def test_report_stage_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """stages.report on a fixture tree: loss curves drawn, previous version read from git."""
     from stages.report import main

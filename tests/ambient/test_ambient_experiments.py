@@ -52,6 +52,7 @@ def test_langevin_quadrature_ratios_reproduce_first_order_model() -> None:
     assert q["heat"]["mean"] == pytest.approx(q["heat"]["mean_closed_form"], abs=1e-10)
 
 
+@pytest.mark.usefixtures("prefect_harness")
 def test_stage_end_to_end(tmp_path: Path) -> None:
     params = {
         "geometry": {
@@ -103,7 +104,8 @@ def test_stage_end_to_end(tmp_path: Path) -> None:
     assert "S2_kappa2_sigma0.300" in summary["langevin"]
 
 
-def test_stage_rejects_unknown_keys(tmp_path: Path) -> None:
+@pytest.mark.usefixtures("prefect_harness")
+def test_stage_rejects_unknown_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pfile = tmp_path / "params.yaml"
     pfile.write_text(
         yaml.safe_dump(
@@ -118,5 +120,6 @@ def test_stage_rejects_unknown_keys(tmp_path: Path) -> None:
             }
         )
     )
-    with pytest.raises(KeyError, match="bogus"):
-        stage.main(["--params", str(pfile), "--out", str(tmp_path / "o")])
+    assert stage.main(["--params", str(pfile), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "geometry: error: " in err and "unknown ['bogus']" in err

@@ -17,9 +17,13 @@ import yaml
 
 from pipeline.data.io import load_processed
 from pipeline.data.splits import PARTS, load_split
+from pipeline.flows.server import local_prefect_server
 from stages import ingest, split
 
 ROOT = Path(__file__).resolve().parents[2]
+
+# Each stage's main() is one Prefect flow run: run them against the session's test API.
+pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 def _params(path: Path, catalogues: dict[str, Any], protocol: str = "hash") -> Path:
@@ -83,6 +87,7 @@ def test_ingest_failure_writes_rejects_and_returns_1(
     assert rc == 1
     err = capsys.readouterr().err
     assert "tiny.csv: 1 of 61 data lines rejected" in err and "line 63" in err
+    assert "Traceback" not in err  # bad input is a message, not a crash
     rejects = pd.read_csv(tmp_path / "rej" / "tiny.csv")
     assert rejects.to_dict("records") == [
         {"line_number": 63, "raw_line": "91,0", "reason": "latitude 91.0 outside [-90, 90]"}
@@ -146,7 +151,8 @@ def test_dvc_repro_ingest_split(tmp_path: Path, tiny_catalogue: Any) -> None:
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     subprocess.run(["git", "init", "-q"], cwd=proj, check=True)
 
-    first = _dvc(proj, "repro", "ingest", "split")
+    with local_prefect_server(proj):  # one Prefect server for both stages' flows
+        first = _dvc(proj, "repro", "ingest", "split")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "Running stage 'ingest@tiny'" in first.stdout
     assert "Running stage 'split@tiny'" in first.stdout
