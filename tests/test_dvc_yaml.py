@@ -96,3 +96,21 @@ def test_stage_names_match_scripts_and_params_sections() -> None:
         for key in spec.get("params", []):  # type: ignore[union-attr]
             if isinstance(key, str) and "${" not in key:
                 assert key.split(".")[0] in params, f"{name}: params key {key} missing"
+
+
+@pytest.mark.parametrize("stage", ["train", "evaluate"])
+def test_task_runner_is_not_a_params_dependency(stage: str) -> None:
+    """Changing the runner (threads, processes, Dask) cannot change a result: no rerun."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert "runner" in params[stage]
+    declared = [str(k) for k in _stages()[stage].get("params", [])]  # type: ignore[union-attr]
+    assert stage not in declared, f"{stage}: the whole section (runner included) is a dependency"
+    assert f"{stage}.runner" not in declared
+
+
+def test_evaluate_declares_every_setting_but_the_runner() -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    declared = {str(k) for k in _stages()["evaluate"].get("params", [])}  # type: ignore[union-attr]
+    # `models` picks the matrix entries; each stage's own model is in its command.
+    wanted = {f"evaluate.{k}" for k in params["evaluate"] if k not in ("runner", "models")}
+    assert wanted <= declared, f"undeclared: {sorted(wanted - declared)}"
