@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -178,15 +177,10 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one Prefect flow run; 0 on success, 1 on bad params (message on stderr)."""
-    from pipeline.flows.stage import run_stage
+    from pipeline.flows.stage import stage_main
 
     args = parse_args(argv)
-    try:
-        run_stage(lambda: run(args), "geometry", expected=BAD_PARAMS)
-    except BAD_PARAMS as exc:
-        print(f"geometry: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return stage_main(lambda: run(args), "geometry", BAD_PARAMS, "geometry")
 
 
 if __name__ == "__main__":

@@ -115,15 +115,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one Prefect flow run; 0 on success, 1 on a catalogue error (on stderr)."""
-    from pipeline.flows.stage import run_stage
+    from pipeline.flows.stage import stage_main
 
     args = parse_args(argv)
-    try:
-        run_stage(lambda: run(args), f"ingest-{args.catalogue}", expected=(CatalogueError,))
-    except CatalogueError as exc:
-        print(f"ingest: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return stage_main(lambda: run(args), f"ingest-{args.catalogue}", (CatalogueError,), "ingest")
 
 
 if __name__ == "__main__":

@@ -291,15 +291,10 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one Prefect flow run; 0 on success, 1 on bad params or inputs (on stderr)."""
-    from pipeline.flows.stage import run_stage
+    from pipeline.flows.stage import stage_main
 
     args = parse_args(argv)
-    try:
-        run_stage(lambda: run(args), f"maps-{args.catalogue}-{args.model}", expected=BAD_INPUT)
-    except BAD_INPUT as exc:
-        print(f"maps: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return stage_main(lambda: run(args), f"maps-{args.catalogue}-{args.model}", BAD_INPUT, "maps")
 
 
 if __name__ == "__main__":

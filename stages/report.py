@@ -202,15 +202,10 @@ def run(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one Prefect flow run; 0 on success, 1 on bad params or inputs (on stderr)."""
-    from pipeline.flows.stage import run_stage
+    from pipeline.flows.stage import stage_main
 
     args = parse_args(argv)
-    try:
-        run_stage(lambda: run(args), "report", expected=BAD_INPUT)
-    except BAD_INPUT as exc:
-        print(f"report: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return stage_main(lambda: run(args), "report", BAD_INPUT, "report")
 
 
 if __name__ == "__main__":

@@ -94,15 +94,10 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, int]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one Prefect flow run; 0 on success, 1 on a catalogue/split error."""
-    from pipeline.flows.stage import run_stage
+    from pipeline.flows.stage import stage_main
 
     args = parse_args(argv)
-    try:
-        run_stage(lambda: run(args), f"split-{args.catalogue}", expected=(CatalogueError,))
-    except CatalogueError as exc:
-        print(f"split: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return stage_main(lambda: run(args), f"split-{args.catalogue}", (CatalogueError,), "split")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--metrics-dir", type=Path, default=Path("reports/metrics"))
     args = parser.parse_args(argv)
-    from pipeline.flows.stage import run_stage
+    from pipeline.flows.stage import stage_main
 
-    try:
-        run_stage(lambda: run(args), "summarize", expected=BAD_INPUT)
-    except BAD_INPUT as exc:
-        print(f"summarize: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return stage_main(lambda: run(args), "summarize", BAD_INPUT, "summarize")
 
 
 if __name__ == "__main__":

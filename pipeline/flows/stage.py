@@ -7,17 +7,18 @@ appears in Prefect as a flow run named after the stage (``ingest-volcano``,
 
 Bad input is not a crash: an ``expected`` error (a malformed catalogue, a missing input)
 ends the flow run ``Failed`` with its message, without the traceback Prefect logs for
-unexpected errors, and is raised again to the stage, which prints it and exits 1.
+unexpected errors, and is raised again; :func:`stage_main` prints it and returns exit code 1.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pipeline.flows.settings import apply_prefect_defaults
 
-__all__ = ["run_stage"]
+__all__ = ["run_stage", "stage_main"]
 
 R = TypeVar("R")
 
@@ -60,3 +61,32 @@ def run_stage(
 
     result: R = run_in_flow(guarded, flow_name)
     return result
+
+
+def stage_main(
+    fn: Callable[[], object],
+    flow_name: str,
+    expected: tuple[type[Exception], ...],
+    prog: str,
+) -> int:
+    """A stage command's body: :func:`run_stage`, then an exit code.
+
+    Args:
+        fn: The stage's work.
+        flow_name: Flow name, e.g. ``"maps-fire-rsgm"``.
+        expected: Exception types that mean bad input or params.
+        prog: Name printed before the message, e.g. ``"maps"``.
+
+    Returns:
+        0 on success; 1 after printing ``"<prog>: error: <message>"`` to stderr for an
+        ``expected`` error.
+
+    Raises:
+        Exception: Any other error, unchanged.
+    """
+    try:
+        run_stage(fn, flow_name, expected)
+    except expected as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

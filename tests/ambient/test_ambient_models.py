@@ -44,7 +44,7 @@ def test_loss_is_finite_and_trains_through_backward(variant: str) -> None:
     loss_fn = make_ambient_loss(variant, {"eps": 1e-3}, man, sched)
     x0 = man.random_uniform(64, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     loss = loss_fn(model, x0, torch.Generator().manual_seed(2))
-    assert loss.dim() == 0 and torch.isfinite(loss) and float(loss) >= 0
+    assert loss.dim() == 0 and torch.isfinite(loss) and loss.item() >= 0
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
 

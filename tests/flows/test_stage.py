@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from pipeline.data.errors import CatalogueError
-from pipeline.flows.stage import run_stage
+from pipeline.flows.stage import run_stage, stage_main
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -88,3 +88,15 @@ def test_unexpected_error_keeps_its_type_and_logs_the_traceback(
         run_stage(work, "maps-tiny-bug", expected=(CatalogueError,))
     assert _last_run_state("maps-tiny-bug")[0] == "FAILED"
     assert any(r.exc_info for r in flow_run_log), "a bug's traceback should be logged"
+
+
+def test_stage_main_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    def bad() -> None:
+        raise CatalogueError("tiny.csv: line 5: latitude 95.0 outside [-90, 90]")
+
+    assert stage_main(lambda: None, "split-tiny-ok", (CatalogueError,), "split") == 0
+    assert stage_main(bad, "split-tiny-bad", (CatalogueError,), "split") == 1
+    err = capsys.readouterr().err
+    assert "split: error: tiny.csv: line 5: latitude 95.0 outside [-90, 90]" in err
+    with pytest.raises(ZeroDivisionError):
+        stage_main(lambda: 1 / 0, "split-tiny-bug", (CatalogueError,), "split")
