@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -40,8 +40,6 @@ from pipeline.ambient.posterior import (
 )
 from pipeline.geometry.manifold import Manifold
 
-_TABLES: dict[tuple[object, ...], Tensor] = {}
-
 
 @dataclass(frozen=True)
 class ZonalDrift:
@@ -55,6 +53,11 @@ class ZonalDrift:
 
     coeffs: FloatArray
     name: str = ""
+    # Tables of phi_prime_torch per (size, dtype, device), owned by this drift: a module-level
+    # cache keyed on id(self) handed a freed drift's table to a new one that reused its id.
+    _tables: dict[tuple[object, ...], Tensor] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_function(
@@ -101,8 +104,8 @@ class ZonalDrift:
     def phi_prime_torch(self, m: Tensor, table_size: int = 4097) -> Tensor:
         """φ'(m) in torch, by linear interpolation in a table of the Chebyshev series.
 
-        The table (``table_size`` uniform nodes on [-1, 1], cached per dtype/device) makes one
-        evaluation a handful of tensor ops; the interpolation error is
+        The table (``table_size`` uniform nodes on [-1, 1], kept by the drift per dtype and
+        device) makes one evaluation a handful of tensor ops; the interpolation error is
         :math:`\\le \\max|\varphi''|\\,\\Delta^2/8` with :math:`\\Delta = 2/(\text{table\\_size} -
         1)`.
 
@@ -114,11 +117,11 @@ class ZonalDrift:
             Tensor, same shape and dtype.
         """
         key = (table_size, m.dtype, m.device)
-        table = _TABLES.get((id(self), *key))
+        table = self._tables.get(key)
         if table is None:
             grid = np.linspace(-1.0, 1.0, table_size)
             table = torch.as_tensor(self.phi_prime(grid), dtype=m.dtype, device=m.device)
-            _TABLES[(id(self), *key)] = table
+            self._tables[key] = table
         pos = (m.clamp(-1.0, 1.0) + 1.0) * (0.5 * (table_size - 1))
         idx = pos.floor().clamp(max=table_size - 2)
         frac = pos - idx

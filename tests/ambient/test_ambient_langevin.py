@@ -91,3 +91,15 @@ def test_heat_smoothed_kappa_is_below_kappa() -> None:
     # Gaussian intuition: 1/κ_eff ≈ 1/κ + s on S².
     assert st.kappa_eff == pytest.approx(1.0 / (0.1 + 0.29**2), rel=0.1)
     assert math.isfinite(st.second_moment)
+
+
+def test_drift_table_belongs_to_its_drift_when_ids_are_reused() -> None:
+    """A drift created after another was freed (CPython may reuse its id) uses its own φ'."""
+    mu = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    z = torch.nn.functional.normalize(
+        torch.randn(64, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)), dim=-1
+    )
+    m = (z @ mu)[:, None]
+    for k in range(1, 200):
+        drift = constant_drift(float(k))  # the previous one is freed here
+        torch.testing.assert_close(drift(z, mu), float(k) * (mu - m * z))
