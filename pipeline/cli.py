@@ -4,7 +4,13 @@ Sub-commands are thin: each parses its arguments and calls the library. Heavy im
 (torch, prefect, cartopy) happen inside the sub-command so ``geosgm --help`` stays fast.
 
 Exit codes: 0 success, 1 a failure of the work itself (a stage failed, bad input),
-2 a usage error (argparse).
+2 a usage error (argparse), 3 ``refresh`` found the lock held, 130/143 interrupted by
+SIGINT/SIGTERM.
+
+Stopping: ``run``, ``refresh`` and ``serve`` run under :func:`pipeline.process_group.supervise`:
+SIGINT/SIGTERM is forwarded to every process they started (``dvc repro``, the stages and
+their workers, flow runs), which get ``$GEOSGM_STOP_GRACE_S`` (20 s) to exit before SIGKILL;
+then the Prefect server is stopped and the command exits 128 + the signal number.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -50,13 +55,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cmd.extend(args.targets)
     print("geosgm run: " + " ".join(cmd[1:]), flush=True)
     from pipeline.flows.server import local_prefect_server
+    from pipeline.process_group import supervise
 
     start = time.perf_counter()
-    with local_prefect_server(repo):
+    with supervise() as sup, local_prefect_server(repo):
         env = dict(os.environ)
         # DVC runs stage commands through the shell: `python` must be this environment's.
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-        rc = subprocess.call(cmd, cwd=repo, env=env)
+        # Its own session: Ctrl-C reaches dvc's tree once, forwarded by the supervisor.
+        rc = sup.run(cmd, cwd=repo, env=env)
     print(f"geosgm run: dvc repro took {time.perf_counter() - start:.0f} s", flush=True)
     if rc != 0:
         print(f"geosgm run: dvc repro failed with exit code {rc}", file=sys.stderr)
@@ -68,7 +75,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     from pipeline.metrics import format_nll_table
 
     repo = _repo_dir(args.repo)
-    summary_path = repo / "reports" / "metrics" / "summary.json"
+    summary_path = repo / "reports" / "summary.json"
     if not summary_path.is_file():
         print(f"geosgm metrics: {summary_path} does not exist yet (run `geosgm run`)")
         return EXIT_FAILED
@@ -93,13 +100,16 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
     import logging
 
     from pipeline.flows.server import local_prefect_server
+    from pipeline.process_group import supervise
 
     repo = _repo_dir(args.repo)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("pipeline.flows.refresh").setLevel(logging.INFO)
-    from pipeline.flows.refresh import RefreshLockedError
+    from pipeline.flows.refresh import RefreshError, RefreshLockedError
 
-    with local_prefect_server(repo):
+    # The flow's `dvc repro` stays in this process's group; the supervisor finds it (and any
+    # stage it orphans) in the process tree.
+    with supervise(), local_prefect_server(repo):
         from pipeline.flows.refresh import refresh
 
         try:
@@ -107,17 +117,26 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
         except RefreshLockedError as exc:
             print(f"geosgm refresh: {exc}", file=sys.stderr)
             return EXIT_LOCKED
+        except RefreshError as exc:  # a split protocol that cannot take the rows, a failed repro
+            print(f"geosgm refresh: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return EXIT_FAILED
     print(result.summary())
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from pipeline.flows.settings import apply_prefect_defaults
+    from pipeline.process_group import Interrupted, supervise
 
     apply_prefect_defaults(_repo_dir(args.repo))
     from pipeline.flows.deploy import serve
 
-    serve(_repo_dir(args.repo), cron=args.cron)
+    # Prefect's runner handles SIGTERM itself while it serves (and exits 0); the supervisor
+    # forwards SIGINT to the flow-run processes and stops whatever is left when serving ends.
+    with supervise() as sup:
+        serve(_repo_dir(args.repo), cron=args.cron)
+    if sup.signum is not None:  # prefect.serve swallows the KeyboardInterrupt
+        raise Interrupted(sup.signum, sup.killed)
     return EXIT_OK
 
 
@@ -161,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the whole pipeline (dvc repro), then print the table")
     run.add_argument("targets", nargs="*", help="optional dvc stage names to reproduce")
     run.add_argument("--force", action="store_true", help="rerun stages even if up to date")
-    run.set_defaults(func=_cmd_run)
+    run.set_defaults(func=_cmd_run, stops="dvc repro and the Prefect server")
 
     metrics = sub.add_parser("metrics", help="print the test-NLL table beside the published one")
     metrics.set_defaults(func=_cmd_metrics)
@@ -178,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     refresh.add_argument(
         "--lock-timeout", type=float, default=0.0, help="seconds to wait for a running refresh"
     )
-    refresh.set_defaults(func=_cmd_refresh)
+    refresh.set_defaults(func=_cmd_refresh, stops="dvc repro and the Prefect server")
 
     profile = sub.add_parser(
         "profile", help="apply a profile (profiles/NAME.yaml: smoke, paper) onto params.yaml"
@@ -188,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="serve the refresh flow on a cron schedule (Prefect)")
     serve.add_argument("--cron", default="0 3 * * *", help="cron schedule (default: 03:00 daily)")
-    serve.set_defaults(func=_cmd_serve)
+    serve.set_defaults(func=_cmd_serve, stops="the served flow runs")
     return parser
 
 
@@ -198,9 +217,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except KeyboardInterrupt:
-        print("geosgm: interrupted", file=sys.stderr)
-        return 130
+    except BaseException as exc:
+        from pipeline.process_group import interrupt_exit_code
+
+        code = interrupt_exit_code(exc)
+        if code is None:
+            raise
+        print(_interrupted_line(args, exc, code), file=sys.stderr, flush=True)
+        return code
+
+
+def _interrupted_line(args: argparse.Namespace, exc: BaseException, code: int) -> str:
+    """The one stderr line of an interrupted command."""
+    import signal
+
+    from pipeline.process_group import Interrupted
+
+    name = signal.Signals(code - 128).name if 128 < code < 128 + signal.NSIG else "signal"
+    line = f"geosgm {args.command}: interrupted by {name}"
+    stops = getattr(args, "stops", None)
+    if stops:
+        line += f": stopped {stops}"
+    if isinstance(exc, Interrupted) and exc.killed:
+        line += f" ({exc.killed} process(es) outlived the grace period and were killed)"
+    return line
 
 
 if __name__ == "__main__":

@@ -23,7 +23,12 @@ from pipeline.geometry import Manifold
 from pipeline.likelihood import pf_ode_logp, sphere_grid
 from pipeline.sampling import reverse_geodesic_random_walk
 from pipeline.sde.schedules import BetaSchedule
-from pipeline.training import MODEL_CARD_FILE, load_checkpoint_weights, resolve_device
+from pipeline.training import (
+    MODEL_CARD_FILE,
+    CheckpointError,
+    load_checkpoint_weights,
+    resolve_device,
+)
 
 
 @dataclass
@@ -70,9 +75,16 @@ def load_trained(
     model_dir = Path(model_dir)
     card_path = model_dir / MODEL_CARD_FILE
     if not card_path.is_file():
-        raise FileNotFoundError(f"{card_path}: no model card (was the train stage run?)")
-    card = json.loads(card_path.read_text())
-    trained_kind = str(card["kind"])
+        raise FileNotFoundError(
+            f"{card_path}: no model card (run `dvc pull` to fetch the weights, or `dvc repro`)"
+        )
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        trained_kind = str(card["kind"])
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise CheckpointError(
+            f"{card_path}: not a model card ({exc}); run `dvc checkout` or retrain"
+        ) from exc
     kind = trained_kind if kind is None else zoo.check_kind(kind)
     if zoo.TRAINED_FROM[kind] != trained_kind:
         raise ValueError(

@@ -14,6 +14,7 @@ from torchdiffeq import odeint
 from pipeline.geometry.manifold import Manifold
 from pipeline.models.divergence import DivergenceMethod, manifold_divergence
 from pipeline.sde.schedules import BetaSchedule
+from pipeline.stopping import check_stop
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 BaseLogp = Callable[[Tensor], Tensor]
@@ -118,6 +119,7 @@ def _solve(
     def rhs(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         nonlocal nfe
         nfe += 1
+        check_stop("PF-ODE")  # Ctrl-C / SIGTERM: a solve can take minutes
         y = state[0].detach()
         tb = t.to(y.dtype).expand(y.shape[0])
         half_beta = 0.5 * schedule.beta(t.to(y.dtype))

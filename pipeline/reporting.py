@@ -3,7 +3,7 @@
 Everything here takes plain dicts, numbers and file paths (never a model):
 
 * the **summary metrics** written by the ``evaluate``/``summarize`` stages
-  (``reports/metrics/summary.json``)::
+  (``reports/summary.json``)::
 
       {"protocol": str, "seeds": [int], "units": str,
        "results": {catalogue: {model: {"mean": float, "std": float, "ci95": float,
@@ -78,7 +78,10 @@ __all__ = [
 
 
 #: Where the summary metrics live, relative to the repository root.
-DEFAULT_SUMMARY_PATH = "reports/metrics/summary.json"
+DEFAULT_SUMMARY_PATH = "reports/summary.json"
+
+#: Where revisions before the summarize stage declared its inputs kept it (read as a fallback).
+LEGACY_SUMMARY_PATH = "reports/metrics/summary.json"
 
 #: Volcano catalogue: rows and distinct (lat, lon) points.
 VOLCANO_ROWS = 827
@@ -784,6 +787,13 @@ def read_summary_at_revision(
             text=True,
             check=False,
         )
+        if proc.returncode != 0 and summary_path == DEFAULT_SUMMARY_PATH:
+            proc = subprocess.run(
+                ["git", "-C", str(repo), "show", f"{rev}:{LEGACY_SUMMARY_PATH}"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
         if proc.returncode == 0:
             text = proc.stdout
         else:

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from pipeline.geometry.manifold import Manifold
 from pipeline.sde.schedules import BetaSchedule
+from pipeline.stopping import check_stop
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -72,6 +73,7 @@ def reverse_geodesic_random_walk(
     times = torch.linspace(T, eps, n_steps + 1, dtype=torch.float64)
     b = y.shape[0]
     for k in range(n_steps):
+        check_stop("sampler")
         t_k, t_next = float(times[k]), float(times[k + 1])
         gamma = t_k - t_next
         t_vec = torch.full((b,), t_k, dtype=y.dtype, device=y.device)

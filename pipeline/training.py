@@ -1,16 +1,16 @@
-"""The trainer: Adam, warm-up + cosine/constant learning rate, EMA, atomic resumable checkpoints.
+"""The trainer: Adam, warm-up + cosine/constant learning rate, EMA, resumable checkpoints.
 
-A checkpoint directory holds ``model.safetensors`` and ``ema.safetensors`` (weights),
-``state.pt`` (optimizer, scheduler, step, RNG states; read with ``weights_only=True``) and
-``meta.json`` (step, elapsed seconds, config, loss history). Every file is written to a temporary
-name and moved into place with :func:`os.replace`; ``meta.json`` is written last, so a checkpoint
-is complete exactly when every file names the same step (the safetensors metadata ``step``,
-``state.pt``'s ``step`` and ``meta.json``'s); a resume checks this and refuses a mixed directory.
+Checkpoints (their files and checks) are :mod:`pipeline.checkpoints`. Nothing in a checkpoint
+holds a wall-clock value (the training seconds are returned in :class:`TrainResult`, for a
+``cache: false`` timings file), so an identical retrain gives identical bytes and DVC skips
+what depends on it; only a run with ``max_seconds`` records its elapsed seconds, since its
+resume needs them. A stop request (:mod:`pipeline.stopping`) is polled after every step: the
+trainer writes a checkpoint of that step and raises :class:`~pipeline.stopping.StopRequested`.
 """
 
 from __future__ import annotations
 
-import json
+import difflib
 import math
 import sys
 import time
@@ -20,39 +20,46 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from pipeline.atomic import atomic_write
+from pipeline.checkpoints import (
+    EMA_FILE,
+    META_FILE,
+    MODEL_CARD_FILE,
+    MODEL_FILE,
+    STATE_FILE,
+    CheckpointError,
+    load_checkpoint_weights,
+    load_resume_state,
+    read_checkpoint_meta,
+    save_checkpoint,
+    write_model_card,
+)
 from pipeline.models.ema import EMA
+from pipeline.stopping import StopRequested, stop_requested
+
+__all__ = [
+    "EMA_FILE",
+    "META_FILE",
+    "MODEL_CARD_FILE",
+    "MODEL_FILE",
+    "STATE_FILE",
+    "CheckpointError",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDivergedError",
+    "load_checkpoint_weights",
+    "lr_factor",
+    "read_checkpoint_meta",
+    "resolve_device",
+    "save_checkpoint",
+    "train",
+    "write_model_card",
+]
 
 LossFn = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
 StepCallback = Callable[[int, float], None]
-
-MODEL_FILE = "model.safetensors"
-EMA_FILE = "ema.safetensors"
-STATE_FILE = "state.pt"
-META_FILE = "meta.json"
-
-
-MODEL_CARD_FILE = "model.json"
-"""The model card beside a checkpoint: the model name and the config it was built from."""
-
-
-def write_model_card(model_dir: Path, kind: str, config: dict[str, Any]) -> None:
-    """Record the model name and config next to its checkpoint (``model.json``, atomic).
-
-    Args:
-        model_dir: The checkpoint directory.
-        kind: Model name (see :mod:`pipeline.zoo`).
-        config: The plain config dict the model was built from.
-    """
-    model_dir.mkdir(parents=True, exist_ok=True)
-    tmp = model_dir / (MODEL_CARD_FILE + ".tmp")
-    tmp.write_text(json.dumps({"kind": kind, "config": config}, indent=2) + "\n")
-    tmp.replace(model_dir / MODEL_CARD_FILE)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -94,8 +101,19 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or self.batch_size < 1 or self.checkpoint_every < 1 or self.log_every < 1:
-            raise ValueError(f"invalid TrainConfig: {self}")
+        for name, low in (
+            ("steps", 0),
+            ("batch_size", 1),
+            ("checkpoint_every", 1),
+            ("log_every", 1),
+            ("warmup_steps", 0),
+        ):
+            if getattr(self, name) < low:
+                raise ValueError(
+                    f"trainer key {name!r}: expected >= {low}, got {getattr(self, name)}"
+                )
+        if not self.lr > 0:
+            raise ValueError(f"trainer key 'lr': expected a number > 0, got {self.lr}")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ValueError(
                 f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}"
@@ -114,10 +132,37 @@ class TrainConfig:
         Raises:
             ValueError: On an unknown key.
         """
-        unknown = set(cfg) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys {sorted(unknown)}")
-        return cls(**cfg)
+        fields = cls.__dataclass_fields__
+        values: dict[str, Any] = {}
+        for key, value in cfg.items():
+            if key not in fields:
+                near = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+                hint = f"; did you mean {near[0]!r}?" if near else f"; known: {sorted(fields)}"
+                raise ValueError(f"unknown trainer key {key!r}{hint}")
+            values[key] = _coerce(key, value, fields[key].default)
+        return cls(**values)
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """``value`` as the type of the field's default (numbers may come as YAML strings)."""
+    if value is None or isinstance(default, str):
+        return value
+    try:
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if isinstance(default, int):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if isinstance(default, float) or default is None:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"trainer key {key!r}: expected a number, got {value!r}") from None
+    return value
 
 
 @dataclass
@@ -174,99 +219,6 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _cpu_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
-
-
-def save_checkpoint(
-    out_dir: Path,
-    model: nn.Module,
-    ema: EMA,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    generator: torch.Generator,
-    meta: dict[str, Any],
-) -> None:
-    """Write a complete checkpoint atomically (weights, state, then meta last).
-
-    Args:
-        out_dir: Directory (created if needed).
-        model: The trained model.
-        ema: Its EMA.
-        optimizer: The optimizer.
-        scheduler: The LR scheduler.
-        generator: The training random generator.
-        meta: JSON-serialisable metadata; must include ``step``.
-    """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tag = {"step": str(int(meta["step"]))}
-    atomic_write(
-        out_dir / MODEL_FILE,
-        lambda p: save_file(_cpu_state(model.state_dict()), str(p), metadata=tag),
-    )
-    atomic_write(
-        out_dir / EMA_FILE, lambda p: save_file(_cpu_state(ema.state_dict()), str(p), metadata=tag)
-    )
-    state = {
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "step": int(meta["step"]),
-        "generator": generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "ema_num_updates": ema.num_updates,
-    }
-    if torch.cuda.is_available():
-        state["cuda_rng"] = torch.cuda.get_rng_state_all()
-    atomic_write(out_dir / STATE_FILE, lambda p: torch.save(state, p))
-    atomic_write(out_dir / META_FILE, lambda p: p.write_text(json.dumps(meta, indent=1)))
-
-
-def load_checkpoint_weights(
-    out_dir: Path, which: Literal["ema", "model"] = "ema"
-) -> dict[str, Tensor]:
-    """Read the weights saved in a checkpoint directory.
-
-    Args:
-        out_dir: Checkpoint directory.
-        which: ``"ema"`` (the averaged weights, what is evaluated) or ``"model"`` (raw weights).
-
-    Returns:
-        A state dict on CPU.
-
-    Raises:
-        FileNotFoundError: If the weights file is missing.
-        ValueError: On an unknown ``which``.
-    """
-    if which not in ("ema", "model"):
-        raise ValueError(f"which must be 'ema' or 'model', got {which!r}")
-    path = Path(out_dir) / (EMA_FILE if which == "ema" else MODEL_FILE)
-    if not path.is_file():
-        raise FileNotFoundError(f"no {which} weights at {path}")
-    return load_file(str(path))
-
-
-def _weights_step(path: Path) -> int | None:
-    with safe_open(str(path), framework="pt") as f:
-        md = f.metadata() or {}
-    return int(md["step"]) if "step" in md else None
-
-
-def read_checkpoint_meta(out_dir: Path) -> dict[str, Any] | None:
-    """Return a checkpoint directory's ``meta.json`` content, or None when there is none.
-
-    Args:
-        out_dir: Checkpoint directory.
-
-    Returns:
-        The metadata dict or None.
-    """
-    path = Path(out_dir) / META_FILE
-    if not path.is_file():
-        return None
-    meta: dict[str, Any] = json.loads(path.read_text())
-    return meta
-
-
 def train(
     model: nn.Module,
     loss_fn: LossFn,
@@ -275,6 +227,7 @@ def train(
     out_dir: Path,
     progress: bool = True,
     callback: StepCallback | None = None,
+    restart_damaged: bool = False,
 ) -> TrainResult:
     """Train ``model`` by minimising ``loss_fn`` on random batches of ``train_data``.
 
@@ -293,6 +246,10 @@ def train(
         progress: Show a tqdm bar (only when stderr is a terminal).
         callback: Called as ``callback(step, loss)`` after each step (step counts steps done);
             an exception raised there stops training (used to simulate interruption).
+        restart_damaged: On a damaged checkpoint in ``out_dir`` (a process killed while it
+            was being written, a truncated file), warn on stderr, delete it and train from
+            step 0 instead of raising :class:`CheckpointError`. Training is deterministic, so
+            the result is what the interrupted run would have produced; only time is lost.
 
     Returns:
         The :class:`TrainResult`; ``model`` keeps its raw weights, ``result.ema_state`` holds the
@@ -300,6 +257,8 @@ def train(
 
     Raises:
         TrainingDivergedError: If a loss is NaN/inf (no checkpoint is written for that step).
+        StopRequested: After a stop request (SIGINT/SIGTERM), once the checkpoint is written.
+        CheckpointError: If the checkpoint in ``out_dir`` is unreadable or inconsistent.
         ValueError: On empty or malformed data.
     """
     out_dir = Path(out_dir)
@@ -324,45 +283,42 @@ def train(
     elapsed = 0.0
     history: list[tuple[int, float]] = []
     window_sum, window_n = 0.0, 0
-    meta = read_checkpoint_meta(out_dir)
-    if meta is not None:
-        model.load_state_dict(load_checkpoint_weights(out_dir, "model"))
-        ema.load_state_dict(load_checkpoint_weights(out_dir, "ema"))
-        state = torch.load(out_dir / STATE_FILE, weights_only=True, map_location="cpu")
-        steps_seen = {
-            "meta.json": int(meta["step"]),
-            STATE_FILE: int(state["step"]),
-            MODEL_FILE: _weights_step(out_dir / MODEL_FILE),
-            EMA_FILE: _weights_step(out_dir / EMA_FILE),
-        }
-        if len(set(steps_seen.values())) != 1:
-            raise RuntimeError(
-                f"inconsistent checkpoint in {out_dir} (interrupted while saving?): steps "
-                f"{steps_seen}; delete the directory or restore a consistent copy"
-            )
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    try:
+        meta = read_checkpoint_meta(out_dir)
+        state = None if meta is None else load_resume_state(out_dir, meta, model, ema)
+    except CheckpointError as exc:
+        if not restart_damaged:
+            raise
+        print(f"warning: {exc}; training this seed again from step 0", file=sys.stderr)
+        for name in (META_FILE, STATE_FILE, MODEL_FILE, EMA_FILE):
+            (out_dir / name).unlink(missing_ok=True)
+        model.load_state_dict(initial)  # a partial load may have touched the weights
+        ema = EMA(model, cfg.ema_decay)
+        meta = state = None
+    if meta is not None and state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
         ema.num_updates = int(state["ema_num_updates"])
         step = int(meta["step"])
-        elapsed = float(meta["elapsed_seconds"])
+        elapsed = float(meta.get("elapsed_seconds", 0.0))
         history = [(int(a), float(b)) for a, b in meta["loss_history"]]
         window_sum, window_n = float(meta["window_sum"]), int(meta["window_n"])
     resumed_from = step
 
     def make_meta() -> dict[str, Any]:
-        return {
+        meta = {
             "step": step,
-            "elapsed_seconds": elapsed,
             "config": asdict(cfg),
             "loss_history": history,
             "window_sum": window_sum,
             "window_n": window_n,
             "device": str(device),
         }
+        if cfg.max_seconds is not None:  # the budget spans resumes
+            meta["elapsed_seconds"] = elapsed
+        return meta
 
     def budget_left() -> bool:
         if step >= cfg.steps:
@@ -402,6 +358,11 @@ def train(
                 save_checkpoint(out_dir, model, ema, optimizer, scheduler, generator, make_meta())
             if callback is not None:
                 callback(step, loss_val)
+            if stop_requested():
+                save_checkpoint(out_dir, model, ema, optimizer, scheduler, generator, make_meta())
+                raise StopRequested(
+                    f"training stopped at step {step} of {cfg.steps}; checkpoint in {out_dir}"
+                )
     finally:
         bar.close()
     if window_n > 0:

@@ -26,35 +26,25 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.geometry import Euclidean, FlatTorus, Manifold, Sphere
+from pipeline.kinds import MODEL_KINDS, TRAINED_FROM, check_kind
 from pipeline.sde.schedules import BetaSchedule, make_schedule
 
 # Serialises seeded initialisation (see build_network).
 _INIT_LOCK = threading.RLock()
 
+__all__ = [
+    "MODEL_KINDS",
+    "TRAINED_FROM",
+    "build_loss",
+    "build_manifold",
+    "build_network",
+    "build_schedule",
+    "check_kind",
+    "score_field",
+]
+
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 LossFn = Callable[..., Tensor]
-
-MODEL_KINDS: tuple[str, ...] = ("rsgm", "ambient_raw", "ambient_rb", "ambient_rb_corrected")
-"""Every model name; all but the last are trained."""
-
-TRAINED_FROM: dict[str, str] = {
-    "rsgm": "rsgm",
-    "ambient_raw": "ambient_raw",
-    "ambient_rb": "ambient_rb",
-    "ambient_rb_corrected": "ambient_rb",
-}
-"""Which trained checkpoint each model uses (the corrected model reuses ``ambient_rb``)."""
-
-
-def check_kind(kind: str) -> str:
-    """Return ``kind`` if it is a known model name.
-
-    Raises:
-        ValueError: If it is not.
-    """
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model {kind!r}; known: {', '.join(MODEL_KINDS)}")
-    return kind
 
 
 def build_manifold(cfg: Mapping[str, Any] | None) -> Manifold:

@@ -37,14 +37,19 @@ def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
 
 
 def section(params: Mapping[str, Any], name: str, where: Path = PARAMS_FILE) -> dict[str, Any]:
-    """One top-level section of the params, as a dict.
+    """One top-level section of the params, as a dict, checked against its schema
+    (:mod:`pipeline.params_schema`: unknown keys, types and ranges, by key path).
 
     Raises:
         KeyError: If the section is missing or not a mapping.
+        pipeline.schema.ParamsError: If a value breaks the section's schema.
     """
+    from pipeline.params_schema import check_section
+
     value = params.get(name)
     if not isinstance(value, Mapping):
         raise KeyError(f"{where}: no '{name}:' section")
+    check_section(name, value, str(where))
     return dict(value)
 
 

@@ -20,9 +20,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline.stopping import StopRequested
 from stages.common import load_params, section, write_json_atomic
 
 SECTION = "evaluate"
+EXPECTED: tuple[type[Exception], ...] = (
+    KeyError,
+    ValueError,  # bad params, a bad catalogue or split, a damaged checkpoint
+    FileNotFoundError,
+    StopRequested,
+)
+"""Errors that mean bad input or a stop request: one line, no traceback."""
 
 
 def evaluate_seed(
@@ -41,8 +49,11 @@ def evaluate_seed(
 
     from pipeline.data.splits import load_split
     from pipeline.evaluation import load_trained, log_density, normalization
+    from pipeline.stopping import check_stop, install_stop_handlers
     from pipeline.training import read_checkpoint_meta
 
+    install_stop_handlers()  # in a process-pool worker; a no-op on a worker thread
+    check_stop(f"seed {seed}")
     torch.set_num_threads(max(1, int(settings.get("torch_threads", 1))))
     seed_dir = Path(model_dir) / f"seed{seed}"
     trained = load_trained(seed_dir, device=settings.get("device", "auto"), kind=model)
@@ -72,9 +83,11 @@ def evaluate_seed(
         out["normalization"] = normalization(trained, n_lat, n_lon, **norm_ode)
     meta = read_checkpoint_meta(seed_dir)
     if meta is None:
-        raise FileNotFoundError(f"{seed_dir}: no checkpoint metadata")
+        raise FileNotFoundError(
+            f"{seed_dir}: no checkpoint metadata (run `dvc pull` or `dvc repro`)"
+        )
+    # Training seconds are not here: they live in reports/timings (see stages/summarize.py).
     out["train_steps"] = int(meta["step"])
-    out["train_seconds"] = float(meta["elapsed_seconds"])
     out["loss_history"] = meta["loss_history"]
     if not np.isfinite(out["test_nll"]):
         raise RuntimeError(f"{seed_dir}: test NLL is not finite")
@@ -124,12 +137,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Evaluate every seed of one (catalogue, model); return the exit code."""
-    args = parse_args(argv)
-    from pipeline.flows.settings import apply_prefect_defaults
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Evaluate every seed, write the metrics file and print the line of results.
 
-    apply_prefect_defaults()
+    Raises:
+        KeyError, ValueError: On bad params (one line naming the key path) or a bad checkpoint.
+        FileNotFoundError: If a model folder or input is missing.
+        pipeline.stopping.StopRequested: After SIGINT/SIGTERM.
+    """
     from pipeline import zoo
     from pipeline.flows.fanout import run_seeds
 
@@ -142,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     fn = functools.partial(
         evaluate_seed,
         model=model,
-        model_dir=str(args.models_dir / args.catalogue / zoo.TRAINED_FROM[model]),
+        # Each model has its own folder (ambient_rb_corrected's is a copy made by derive@<cat>).
+        model_dir=str(args.models_dir / args.catalogue / model),
         processed=str(args.processed_dir / f"{args.catalogue}.nc"),
         split_csv=str(args.splits_dir / f"{args.catalogue}.csv"),
         settings=settings,
@@ -153,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         seeds,
         runner_spec=settings.get("runner"),
         flow_name=f"evaluate-{args.catalogue}-{model}",
+        expected=EXPECTED,
     )
     metrics = aggregate(model, args.catalogue, per_seed, settings)
     write_json_atomic(metrics, args.metrics_dir / args.catalogue / f"{model}.json")
@@ -162,7 +179,16 @@ def main(argv: list[str] | None = None) -> int:
         f" (std {metrics['std']:.3f}, {len(seeds)} seeds, NFE {metrics['nfe_mean']:.0f})"
     )
     print(json.dumps({r["seed"]: round(r["test_nll"], 4) for r in per_seed}))
-    return 0
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Evaluate every seed of one (catalogue, model); return the exit code."""
+    args = parse_args(argv)
+    from pipeline.flows.stage import stage_main
+
+    flow = f"evaluate-{args.catalogue}-{args.model}"
+    return stage_main(lambda: run(args), flow, EXPECTED, "evaluate", in_flow=False)
 
 
 if __name__ == "__main__":

@@ -247,9 +247,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
     cfg = MapConfig.from_params(section(load_params(args.params), SECTION, args.params))
     cat, model = args.catalogue, args.model
-    # ambient_rb_corrected evaluates the ambient_rb weights with the curvature correction
-    trained_from = zoo.TRAINED_FROM[zoo.check_kind(model)]
-    model_dir = args.models_dir / cat / trained_from / f"seed{cfg.model_seed}"
+    # Each model has its own folder (ambient_rb_corrected's is a copy made by derive@<cat>).
+    model_dir = args.models_dir / cat / zoo.check_kind(model) / f"seed{cfg.model_seed}"
     trained = load_trained(model_dir, kind=model)
     test_xyz = load_split(
         args.processed_dir / f"{cat}.nc", args.splits_dir / f"{cat}.csv", cfg.model_seed

@@ -8,7 +8,7 @@ Reads the ``report`` section of params.yaml::
 
 and assembles, with :func:`pipeline.reporting.build_report`:
 
-* the test-NLL table of ``reports/metrics/summary.json`` beside the published rows;
+* the test-NLL table of ``reports/summary.json`` beside the published rows;
 * training-loss curves drawn from the ``loss_history`` of every
   ``reports/metrics/<catalogue>/<model>.json`` into ``reports/figures/loss/<catalogue>.png``;
 * the maps ``reports/maps/<catalogue>/<model>.png`` of the ``maps`` stage;

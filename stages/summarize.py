@@ -1,7 +1,10 @@
-"""DVC stage ``summarize``: aggregate per-model metrics into ``reports/metrics/summary.json``.
+"""DVC stage ``summarize``: aggregate per-model metrics into ``reports/summary.json``.
 
 Reads ``ingest.catalogues`` (which catalogues), ``evaluate.models`` (which models) and
-``train.seeds``; prints the test-NLL table with the published RSGM row beside ours.
+``train.seeds``; the test NLLs come from ``reports/metrics/<catalogue>/<model>.json`` and the
+training seconds from ``reports/timings/<catalogue>/<model>.json`` (both declared DVC deps, so
+the stage reruns exactly when one changes); prints the test-NLL table with the published RSGM
+row beside ours.
 
 Usage::
 
@@ -32,8 +35,27 @@ BAD_INPUT: tuple[type[Exception], ...] = (FileNotFoundError, KeyError, ValueErro
 ENTRY_KEYS = ("mean", "std", "ci95", "n_test", "nfe_mean", "normalization_max_error")
 
 
+def _train_seconds(timings_dir: Path, catalogue: str, model: str) -> dict[int, float]:
+    """Training seconds per seed of the weights a model uses ({} when not recorded)."""
+    from pipeline.kinds import TRAINED_FROM
+
+    path = timings_dir / catalogue / f"{TRAINED_FROM.get(model, model)}.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {int(r["seed"]): float(r["train_seconds"]) for r in data["per_seed"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a timings file ({exc}); rerun the train stage") from exc
+
+
 def build_summary(
-    metrics_dir: Path, catalogues: list[str], models: list[str], seeds: list[int], protocol: str
+    metrics_dir: Path,
+    catalogues: list[str],
+    models: list[str],
+    seeds: list[int],
+    protocol: str,
+    timings_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The summary dict (schema in docs/ARCHITECTURE.md) from the per-model metrics files.
 
@@ -47,9 +69,20 @@ def build_summary(
             path = metrics_dir / cat / f"{model}.json"
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: missing (run evaluate@{cat}-{model})")
-            m = json.loads(path.read_text())
+            try:
+                m = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ValueError(
+                    f"{path}: not valid JSON ({exc}); rerun evaluate@{cat}-{model}"
+                ) from exc
+            seconds = _train_seconds(timings_dir, cat, model) if timings_dir else {}
             entry = {k: m[k] for k in ENTRY_KEYS if k in m}
-            entry["per_seed"] = [{k: r[k] for k in PER_SEED_KEYS if k in r} for r in m["per_seed"]]
+            entry["per_seed"] = []
+            for r in m["per_seed"]:
+                row = {k: r[k] for k in PER_SEED_KEYS if k in r}
+                if int(r["seed"]) in seconds:
+                    row["train_seconds"] = seconds[int(r["seed"])]
+                entry["per_seed"].append(row)
             results[cat][model] = entry
     return {
         "protocol": protocol,
@@ -64,7 +97,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Write ``summary.json`` from the per-model metrics and print the table.
 
     Args:
-        args: Parsed command line (``params``, ``metrics_dir``).
+        args: Parsed command line (``params``, ``metrics_dir``, ``timings_dir``, ``out``).
 
     Returns:
         The summary dict.
@@ -80,8 +113,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     models = list(section(params, "evaluate", args.params)["models"])
     seeds = [int(s) for s in section(params, "train", args.params)["seeds"]]
     protocol = str(section(params, "split", args.params).get("protocol", "rsgm"))
-    summary = build_summary(args.metrics_dir, catalogues, models, seeds, protocol)
-    write_json_atomic(summary, args.metrics_dir / "summary.json")
+    summary = build_summary(
+        args.metrics_dir, catalogues, models, seeds, protocol, timings_dir=args.timings_dir
+    )
+    write_json_atomic(summary, args.out)
     print(format_nll_table(summary))
     return summary
 
@@ -91,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.summarize", description=__doc__)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--metrics-dir", type=Path, default=Path("reports/metrics"))
+    parser.add_argument("--timings-dir", type=Path, default=Path("reports/timings"))
+    parser.add_argument("--out", type=Path, default=Path("reports/summary.json"))
     args = parser.parse_args(argv)
     from pipeline.flows.stage import stage_main
 

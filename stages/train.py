@@ -22,22 +22,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from stages.common import deep_merge, load_params, section
+from pipeline.stopping import StopRequested
+from stages.common import deep_merge, load_params, section, write_json_atomic
 
 SECTION = "train"
-TRAINER_KEYS = (
-    "steps",
-    "max_seconds",
-    "batch_size",
-    "lr",
-    "warmup_steps",
-    "lr_schedule",
-    "ema_decay",
-    "grad_clip",
-    "checkpoint_every",
-    "log_every",
-    "device",
+EXPECTED: tuple[type[Exception], ...] = (
+    KeyError,
+    ValueError,  # bad params, a bad catalogue or split, a damaged checkpoint
+    FileNotFoundError,
+    StopRequested,
 )
+"""Errors that mean bad input or a stop request: one line, no traceback."""
+TIMINGS_DIR = Path("reports/timings")
+"""Training seconds per seed (``cache: false``): wall-clock values stay out of the model folder."""
 
 
 def model_config(train_params: dict[str, Any], catalogue: str, model: str) -> dict[str, Any]:
@@ -48,9 +45,20 @@ def model_config(train_params: dict[str, Any], catalogue: str, model: str) -> di
     """
     if model not in train_params:
         raise KeyError(f"params.yaml: no 'train.{model}:' section for model {model!r}")
-    cfg = deep_merge(train_params.get("common", {}), train_params[model])
+    cfg = deep_merge(train_params.get("common") or {}, train_params[model])
     overrides = train_params.get("overrides") or {}
-    return deep_merge(cfg, overrides.get(catalogue))
+    cfg = deep_merge(cfg, overrides.get(catalogue))
+    # The merged config must also be complete and consistent (e.g. a rsgm-only loss key
+    # from train.common in an ambient model): build what the seeds will build, once.
+    from pipeline import zoo
+    from pipeline.training import TrainConfig
+
+    TrainConfig.from_dict({**cfg.get("optim", {}), "seed": 0})
+    if "schedule" not in cfg:
+        raise KeyError(f"params.yaml: train.common or train.{model} needs a 'schedule:'")
+    manifold = zoo.build_manifold(cfg.get("manifold"))
+    zoo.build_loss(model, cfg, manifold, zoo.build_schedule(cfg["schedule"]))
+    return cfg
 
 
 def _same_config(model_dir: Path, kind: str, config: dict[str, Any]) -> bool:
@@ -81,8 +89,11 @@ def train_seed(
 
     from pipeline import zoo
     from pipeline.data.splits import load_split
+    from pipeline.stopping import check_stop, install_stop_handlers
     from pipeline.training import TrainConfig, train, write_model_card
 
+    install_stop_handlers()  # in a process-pool worker; a no-op on a worker thread
+    check_stop(f"seed {seed}")
     torch.set_num_threads(max(1, torch_threads))
     out_dir = Path(models_dir) / catalogue / model / f"seed{seed}"
     if out_dir.exists() and not _same_config(out_dir, model, config):
@@ -95,9 +106,10 @@ def train_seed(
     schedule = zoo.build_schedule(config["schedule"])
     net = zoo.build_network(model, config, manifold, seed=seed)
     loss_fn = zoo.build_loss(model, config, manifold, schedule)
-    optim = {k: v for k, v in config.get("optim", {}).items() if k in TRAINER_KEYS}
-    cfg = TrainConfig.from_dict({**optim, "seed": seed})
-    result = train(net, loss_fn, data, cfg, out_dir, progress=sys.stderr.isatty())
+    cfg = TrainConfig.from_dict({**config.get("optim", {}), "seed": seed})
+    result = train(
+        net, loss_fn, data, cfg, out_dir, progress=sys.stderr.isatty(), restart_damaged=True
+    )
     return {
         "seed": seed,
         "steps": result.steps,
@@ -109,15 +121,39 @@ def train_seed(
 
 def write_loss_csv(results: list[dict[str, Any]], path: Path) -> None:
     """Training-loss curves of every seed as one long CSV (``seed,step,loss``) for dvc plots."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["seed", "step", "loss"])
-        for res in results:
-            for step, loss in res["loss_history"]:
-                writer.writerow([res["seed"], step, f"{loss:.6g}"])
-    tmp.replace(path)
+    from pipeline.atomic import atomic_write
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["seed", "step", "loss"])
+            for res in results:
+                for step, loss in res["loss_history"]:
+                    writer.writerow([res["seed"], step, f"{loss:.6g}"])
+
+    atomic_write(path, write)
+
+
+def write_timings(results: list[dict[str, Any]], path: Path) -> None:
+    """Training seconds per seed (this run's; a resumed seed adds its previous seconds)."""
+    previous: dict[int, float] = {}
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+            previous = {int(r["seed"]): float(r["train_seconds"]) for r in old["per_seed"]}
+        except (ValueError, KeyError, TypeError):
+            previous = {}  # a damaged timings file only loses the earlier seconds
+    per_seed = [
+        {
+            "seed": r["seed"],
+            "steps": r["steps"],
+            "resumed_from": r["resumed_from"],
+            "train_seconds": r["train_seconds"]
+            + (previous.get(int(r["seed"]), 0.0) if r["resumed_from"] else 0.0),
+        }
+        for r in results
+    ]
+    write_json_atomic({"per_seed": per_seed}, path)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -130,21 +166,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--splits-dir", type=Path, default=Path("data/splits"))
     parser.add_argument("--models-dir", type=Path, default=Path("data/models"))
     parser.add_argument("--plots-dir", type=Path, default=Path("reports/plots/loss"))
+    parser.add_argument("--timings-dir", type=Path, default=TIMINGS_DIR)
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Train every seed of one (catalogue, model); return the exit code."""
-    args = parse_args(argv)
-    from pipeline.flows.settings import apply_prefect_defaults
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Train every seed of one (catalogue, model) and write the loss curves and timings.
 
-    apply_prefect_defaults()
+    Raises:
+        KeyError, ValueError: On bad params (one line naming the key path).
+        pipeline.stopping.StopRequested: After SIGINT/SIGTERM, once every seed checkpointed.
+    """
     from pipeline import zoo
     from pipeline.flows.fanout import run_seeds
 
     params = load_params(args.params)
     train_params = section(params, SECTION, args.params)
     model = zoo.check_kind(args.model)
+    if model == "ambient_rb_corrected":
+        raise ValueError("ambient_rb_corrected is not trained: it reuses the ambient_rb weights")
     config = model_config(train_params, args.catalogue, model)
     seeds = [int(s) for s in train_params["seeds"]]
     fn = functools.partial(
@@ -162,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         seeds,
         runner_spec=train_params.get("runner"),
         flow_name=f"train-{args.catalogue}-{model}",
+        expected=EXPECTED,
     )
     write_loss_csv(results, args.plots_dir / args.catalogue / f"{model}.csv")
+    write_timings(results, args.timings_dir / args.catalogue / f"{model}.json")
     for res in results:
         print(
             f"train {args.catalogue}/{model} seed {res['seed']}: {res['steps']} steps in "
@@ -171,7 +213,17 @@ def main(argv: list[str] | None = None) -> int:
             if res["loss_history"]
             else f"train {args.catalogue}/{model} seed {res['seed']}: {res['steps']} steps"
         )
-    return 0
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Train every seed of one (catalogue, model); return the exit code."""
+    args = parse_args(argv)
+    from pipeline.flows.stage import stage_main
+
+    return stage_main(
+        lambda: run(args), f"train-{args.catalogue}-{args.model}", EXPECTED, "train", in_flow=False
+    )
 
 
 if __name__ == "__main__":

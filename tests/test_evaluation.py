@@ -152,15 +152,27 @@ def test_summarize_stage_missing_metrics_is_exit_1_with_the_stage_to_run(
     }
     (tmp_path / "params.yaml").write_text(json.dumps(params))  # JSON is YAML
     argv = ["--params", str(tmp_path / "params.yaml"), "--metrics-dir", str(tmp_path / "m")]
+    argv += ["--timings-dir", str(tmp_path / "t"), "--out", str(tmp_path / "summary.json")]
     assert summarize.main(argv) == 1
     err = capsys.readouterr().err
     assert "summarize: error: " in err and "run evaluate@earthquake-rsgm" in err
-    assert not (tmp_path / "m" / "summary.json").exists()
+    assert not (tmp_path / "summary.json").exists()
 
     path = tmp_path / "m" / "earthquake" / "rsgm.json"
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps(_metrics("earthquake", "rsgm", [-0.2, -0.1])))
+    timings = tmp_path / "t" / "earthquake" / "rsgm.json"
+    timings.parent.mkdir(parents=True)
+    per_seed = [
+        {"seed": s, "steps": 10, "resumed_from": 0, "train_seconds": 7.0 + s} for s in (0, 1)
+    ]
+    timings.write_text(json.dumps({"per_seed": per_seed}))
     assert summarize.main(argv) == 0
-    summary = json.loads((tmp_path / "m" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["seeds"] == [0, 1]
+    # Training seconds come from the timings file, not the (deterministic) metrics.
+    assert [r["train_seconds"] for r in summary["results"]["earthquake"]["rsgm"]["per_seed"]] == [
+        7.0,
+        8.0,
+    ]
     assert summary["results"]["earthquake"]["rsgm"]["mean"] == pytest.approx(-0.15)

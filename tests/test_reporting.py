@@ -404,7 +404,7 @@ def test_report_stage_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.chdir(tmp_path)
     Path("params.yaml").write_text("report:\n  title: fixture report\n  compare_rev: HEAD\n")
-    summary_path = Path("reports/metrics/summary.json")
+    summary_path = Path("reports/summary.json")
     summary_path.parent.mkdir(parents=True)
     _git(tmp_path, "init", "-q")
     summary_path.write_text(json.dumps(_summary(shift=0.1)))

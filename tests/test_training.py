@@ -10,11 +10,13 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from pipeline.checkpoints import load_state
 from pipeline.geometry import Sphere
 from pipeline.losses import make_rsgm_loss
 from pipeline.models import build_score_model
 from pipeline.sde.schedules import LinearBeta
 from pipeline.training import (
+    CheckpointError,
     TrainConfig,
     TrainingDivergedError,
     load_checkpoint_weights,
@@ -54,8 +56,15 @@ def test_lr_factor_warmup_cosine_constant() -> None:
     assert lr_factor(60, cfg) == pytest.approx(0.5)
     assert lr_factor(110, cfg) == pytest.approx(0.0)
     assert lr_factor(500, TrainConfig(steps=110, warmup_steps=10, lr_schedule="constant")) == 1.0
-    with pytest.raises(ValueError, match="unknown TrainConfig"):
+    with pytest.raises(ValueError, match="unknown trainer key 'epochs'"):
         TrainConfig.from_dict({"epochs": 3})
+    with pytest.raises(ValueError, match="did you mean 'lr_schedule'"):
+        TrainConfig.from_dict({"lr_shedule": "cosine"})
+    with pytest.raises(ValueError, match="'steps': expected a number, got 'abc'"):
+        TrainConfig.from_dict({"steps": "abc"})
+    with pytest.raises(ValueError, match="'batch_size': expected >= 1, got 0"):
+        TrainConfig.from_dict({"batch_size": 0})
+    assert TrainConfig.from_dict({"lr": "1e-3", "steps": 5.0}).lr == 1e-3
 
 
 def test_train_writes_checkpoints_and_history(tmp_path: Path) -> None:
@@ -64,7 +73,7 @@ def test_train_writes_checkpoints_and_history(tmp_path: Path) -> None:
     assert res.steps == 30 and res.resumed_from == 0
     assert [s for s, _ in res.loss_history] == [5, 10, 15, 20, 25, 30]
     assert all(math.isfinite(v) for _, v in res.loss_history)
-    for name in ("model.safetensors", "ema.safetensors", "state.pt", "meta.json"):
+    for name in ("model.safetensors", "ema.safetensors", "state.safetensors", "meta.json"):
         assert (tmp_path / name).is_file()
     assert not list(tmp_path.glob("*.tmp"))
     ema = load_checkpoint_weights(tmp_path, "ema")
@@ -77,7 +86,7 @@ def test_train_writes_checkpoints_and_history(tmp_path: Path) -> None:
     assert not all(torch.equal(raw[k], ema[k]) for k in raw)
     meta = read_checkpoint_meta(tmp_path)
     assert meta is not None and meta["step"] == 30
-    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    state = load_state(tmp_path / "state.safetensors")
     assert state["step"] == 30
     # calling again with the run complete does nothing and returns the same weights
     again = train(model, LOSS, data, _cfg(), tmp_path, progress=False)
@@ -111,6 +120,32 @@ def test_resume_after_interruption_is_bit_identical(tmp_path: Path) -> None:
     for k, v in res_a.ema_state.items():
         assert torch.equal(res_c.ema_state[k], v), k
     assert res_c.loss_history == res_a.loss_history
+    # Every file of the folder, byte for byte: DVC hashes the resumed run like a fresh one.
+    for name in ("model.safetensors", "ema.safetensors", "state.safetensors", "meta.json"):
+        assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes(), name
+
+
+def test_stop_request_checkpoints_that_step_and_resume_is_byte_identical(tmp_path: Path) -> None:
+    from pipeline.stopping import StopRequested, clear_stop, request_stop
+
+    model_a, data = _setup()
+    train(model_a, LOSS, data, _cfg(), tmp_path / "a", progress=False)
+
+    def stop_at_13(step: int, loss: float) -> None:
+        if step == 13:
+            request_stop()
+
+    model_b, _ = _setup()
+    try:
+        with pytest.raises(StopRequested, match="stopped at step 13 of 30"):
+            train(model_b, LOSS, data, _cfg(), tmp_path / "b", progress=False, callback=stop_at_13)
+    finally:
+        clear_stop()
+    meta = read_checkpoint_meta(tmp_path / "b")
+    assert meta is not None and meta["step"] == 13  # not the last periodic checkpoint (10)
+    train(_setup(seed=99)[0], LOSS, data, _cfg(), tmp_path / "b", progress=False)
+    for name in ("model.safetensors", "ema.safetensors", "state.safetensors", "meta.json"):
+        assert (tmp_path / "b" / name).read_bytes() == (tmp_path / "a" / name).read_bytes(), name
 
 
 def test_nan_loss_raises_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
@@ -157,5 +192,5 @@ def test_resume_refuses_a_mixed_checkpoint(tmp_path: Path) -> None:
     train(model, LOSS, data, _cfg(steps=10), tmp_path, progress=False)
     weights = load_file(str(tmp_path / "model.safetensors"))
     save_file(weights, str(tmp_path / "model.safetensors"), metadata={"step": "20"})
-    with pytest.raises(RuntimeError, match="inconsistent checkpoint"):
+    with pytest.raises(CheckpointError, match="inconsistent checkpoint"):
         train(model, LOSS, data, _cfg(steps=30), tmp_path, progress=False)

@@ -72,6 +72,17 @@ def split_fields(text: str) -> tuple[str, ...]:
     return tuple(field.strip() for field in row)
 
 
+def _fields(text: str, line_number: int, path: Path) -> tuple[str, ...]:
+    """:func:`split_fields` with csv's own errors (a field over its size limit, a stray
+    quote in strict mode) turned into a :class:`CatalogueError` naming the file and line."""
+    try:
+        return split_fields(text)
+    except csv.Error as exc:
+        raise CatalogueError(
+            f"{path}: line {line_number}: unreadable CSV ({exc}; {len(text):,} characters)"
+        ) from exc
+
+
 def _is_number(field: str) -> bool:
     try:
         float(field)
@@ -127,7 +138,8 @@ def read_raw(path: str | Path, spec: CatalogueSpec) -> RawTable:
 
     Raises:
         CatalogueError: If the file is missing or empty, has no data lines, lacks a
-            required header or column, or a named column is ambiguous.
+            required header or column, a named column is ambiguous, or a line is not
+            readable CSV (e.g. a field over csv's 128 KB limit).
     """
     path = Path(path)
     if not path.is_file():
@@ -161,7 +173,7 @@ def read_raw(path: str | Path, spec: CatalogueSpec) -> RawTable:
         )
 
     first_number, first_line = content[0]
-    first_fields = split_fields(first_line)
+    first_fields = _fields(first_line, first_number, path)
     has_header = spec.has_header
     if has_header == "auto":
         if isinstance(spec.lat_col, str) or isinstance(spec.lon_col, str):
@@ -184,7 +196,7 @@ def read_raw(path: str | Path, spec: CatalogueSpec) -> RawTable:
         if not content:
             raise CatalogueError(f"{path}: no data lines after the header (line {first_number})")
 
-    rows = tuple(RawLine(number, line, split_fields(line)) for number, line in content)
+    rows = tuple(RawLine(number, line, _fields(line, number, path)) for number, line in content)
     if header is not None:
         n_fields = len(header)
     else:

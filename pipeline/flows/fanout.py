@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pipeline.flows.runners import RunnerSpec, make_task_runner
+from pipeline.stopping import install_stop_handlers, stop_handlers_installed
 
 if TYPE_CHECKING:
     from prefect import Task
@@ -94,6 +95,7 @@ def run_seeds(
     retries: int = 2,
     retry_delay_seconds: float = 2.0,
     task_name: str | None = None,
+    expected: tuple[type[Exception], ...] = (),
 ) -> list[R]:
     """Run ``fn(seed)`` for every seed as Prefect tasks in a flow, on the chosen runner.
 
@@ -112,6 +114,9 @@ def run_seeds(
         retry_delay_seconds: Wait before each retry.
         task_name: Task name; defaults to ``f"{flow_name}-seed"``. Task runs are named
             ``seed-<k>``.
+        expected: Exception types that mean bad input or a stop request: the seed's task run
+            fails with ``"<Type>: <message>"`` and no traceback is logged (the exception is
+            still raised here).
 
     Returns:
         ``[fn(s) for s in seeds]``, in the order of ``seeds``.
@@ -136,11 +141,16 @@ def run_seeds(
     from prefect import Flow, Task
     from prefect.cache_policies import NO_CACHE
     from prefect.futures import wait
+    from prefect.states import Failed
 
-    def seed_run(seed: int) -> R:
-        return fn(seed)
+    def seed_run(seed: int) -> Any:
+        try:
+            return fn(seed)
+        except expected as exc:
+            # A returned Failed state fails the task run quietly; .result() re-raises ``data``.
+            return Failed(message=f"{type(exc).__name__}: {exc}", data=exc)
 
-    seed_task: Task[[int], R] = Task(
+    seed_task: Task[[int], Any] = Task(
         fn=seed_run,
         name=task_name or f"{flow_name}-seed",
         task_run_name="seed-{seed}",
@@ -150,7 +160,9 @@ def run_seeds(
         cache_policy=NO_CACHE,
     )
 
-    def fan_out(seeds: list[int]) -> list[R]:
+    def fan_out(seeds: list[int]) -> Any:
+        if stop_handlers_installed():
+            install_stop_handlers(force=True)  # over Prefect's SIGTERM handler for this run
         futures = [seed_task.submit(s) for s in seeds]
         wait(futures)
         failed = [s for s, f in zip(seeds, futures, strict=True) if f.state.is_failed()]
@@ -158,18 +170,22 @@ def run_seeds(
         for s, future in zip(seeds, futures, strict=True):
             try:
                 results.append(future.result())
+            except expected as exc:
+                # Fails the flow run quietly (no traceback logged); the call re-raises ``exc``.
+                return Failed(message=f"seed {s}: {type(exc).__name__}: {exc}", data=exc)
             except Exception as exc:
                 exc.add_note(f"{flow_name}: seed {s} failed; failed seeds: {failed}")
                 raise
         return results
 
-    fan_out_flow: Flow[[list[int]], list[R]] = Flow(
+    fan_out_flow: Flow[[list[int]], Any] = Flow(
         fan_out,
         name=flow_name,
         task_runner=make_task_runner(runner_spec),
         validate_parameters=False,
     )
-    return fan_out_flow(seed_list)
+    out: list[R] = cast("list[R]", fan_out_flow(seed_list))
+    return out
 
 
 def run_in_flow(fn: Callable[[], R], flow_name: str) -> R:

@@ -1,28 +1,64 @@
 """The ``refresh`` flow: merge new catalogue files, rerun what changed, record the version.
 
 Operators drop new catalogue files into ``data/incoming/<catalogue>/*.csv`` (same layout as
-that catalogue's raw file: same header or none, same columns). One refresh:
+that catalogue's raw file: same header or none, same columns). A refresh is transactional:
+the append to ``data/raw/``, the ``dvc repro`` and the version record all happen, or
+``data/raw/`` is restored byte for byte and the incoming files are put back. In order:
 
-1. takes the lock ``data/.refresh.lock`` (a second refresh at the same time fails at once
-   with :class:`RefreshLockedError`, or waits up to ``lock_timeout`` seconds);
-2. validates every incoming file with the ingest stage's own reader and rules
-   (:func:`pipeline.data.readers.read_raw`, :func:`pipeline.data.validation.validate_table`,
-   :func:`pipeline.data.validation.check_rejects` with ``ingest.max_reject_fraction``);
-   a file that fails is moved to ``quarantine/`` beside a ``<name>.reasons.txt`` and
-   changes nothing else;
-3. appends its valid rows to the raw catalogue ``data/raw/<file>``, append-only: the old
-   bytes stay a byte-for-byte prefix, the raw file's line ending (LF or CRLF) and its
-   final-newline convention are kept, the new file is written beside it and moved into
-   place with :func:`os.replace`. A row whose (latitude, longitude) equals an event already
-   in the raw file, or one appended earlier in the same refresh, is a duplicate: dropped and
-   counted. Rejected rows are not appended; they are written in the ingest rejects format
-   next to the processed file. The file then moves to ``processed/`` with a JSON record;
-4. runs ``dvc repro`` (DVC reruns only the stages whose dependencies changed) and parses
-   which stages ran;
-5. appends the model version (git revision, the raw files' md5s from ``dvc.lock`` and
-   their combined hash, a UTC timestamp, the metrics summary) to ``reports/versions.json``
-   and writes ``reports/version_comparison.json`` against the previous version, with
-   ``pipeline.reporting.compare_versions`` when that function exists.
+1. take the lock ``data/.refresh.lock`` (a second refresh at the same time fails at once
+   with :class:`RefreshLockedError`, or waits up to ``lock_timeout`` seconds), and finish
+   or undo a refresh that was killed (:func:`recover_interrupted`, see step 6);
+2. plan the whole batch, reading only (:func:`pipeline.flows.raw_merge.plan_batch`): every
+   incoming file is read and validated with the ingest stage's own reader and rules
+   (:func:`~pipeline.data.readers.read_raw`, :func:`~pipeline.data.validation.validate_table`,
+   :func:`~pipeline.data.validation.check_rejects` with ``ingest.max_reject_fraction``),
+   its duplicates are found and the raw files' new bytes computed. A raw file that cannot
+   be read fails the refresh here, with nothing changed;
+3. check that the split protocol can take the new rows (:func:`check_split_protocol`):
+   ``split.protocol: rsgm`` (published labels only) cannot, so a batch that would append
+   rows fails with one line (:class:`SplitProtocolError`) saying to set ``rsgm+hash``;
+   nothing is changed and the incoming files stay in ``data/incoming/``;
+4. quarantine the files that cannot be read, for any reason (an ``OSError``, bytes that are
+   not UTF-8, NUL bytes, a CSV error such as a field over csv's 128 KB limit, a reader or
+   validation error, the reject budget): each moves to ``quarantine/`` beside a
+   ``<name>.reasons.txt`` holding all its reasons, and the rest of the batch goes on.
+   Quarantine is not undone by a later rollback: such a file was never going to merge;
+5. open the transaction (:class:`~pipeline.flows.refresh_journal.RefreshTransaction`):
+   copy every raw file that will change (and ``reports/version_comparison.json``) to
+   ``data/.refresh-backup/``, then write the journal ``data/.refresh.journal.json``;
+6. apply: replace each changed raw file in one :func:`os.replace` (append-only: the old
+   bytes stay a byte-for-byte prefix, its line ending and final-newline convention are
+   kept; rejected rows are not appended), then move each merged file to ``processed/``
+   beside a JSON record (and its rejects in the ingest rejects format); run ``dvc repro``
+   (DVC reruns only the stages whose dependencies changed); write
+   ``reports/version_comparison.json`` and last ``reports/versions.json`` (the commit
+   point); delete the journal and the backups. On any exception, KeyboardInterrupt
+   included, before the commit point the transaction is rolled back: the raw files get
+   their pre-refresh bytes back (atomically), the records are removed, the incoming files
+   move back from ``processed/``, and a :class:`RefreshError` says what failed and that
+   ``data/raw`` was restored (a KeyboardInterrupt is re-raised as is). Outputs of stages
+   that ran before a failure are rebuilt by the next ``dvc repro``. Without ``dvc repro``
+   (``run_repro=False``) deleting the journal is the commit point.
+
+**Crash safety** (``kill -9`` at any point): before the journal exists nothing in
+``data/raw/`` or ``data/incoming/<catalogue>/`` has changed (except quarantines). Once it
+exists, the next refresh rolls the interrupted one back (each raw file is either wholly old
+or wholly new, thanks to :func:`os.replace`, and is put back from its backup), unless its
+version was recorded, in which case its changes are kept; then it merges the incoming files,
+now back in place, once. Full-row identity (below) is a second guard: rows already in the
+raw file are duplicates, so merging a file again appends nothing. Until that next refresh
+``data/raw/`` may hold the interrupted append, so run ``geosgm refresh`` (``--no-repro`` is
+enough) before a plain ``dvc repro``. A power loss is not covered (no ``fsync``).
+
+**Event identity** (:func:`~pipeline.flows.raw_merge.event_identity`): an incoming row is
+laid out in the raw file's columns (fields matched by header name; missing ones empty,
+extra ones dropped) and is the same event as another row when all those fields are equal
+after stripping whitespace and collapsing inner runs of it, latitude and longitude compared
+as numbers (longitude normalised to [-180, 180)), other fields as case-sensitive text. A row
+identical to a raw row, or to a row appended earlier in the same refresh, is a duplicate:
+dropped and counted. A new eruption at a known volcano with a different date is a new event
+when the raw layout has a date column; a raw layout of latitude and longitude only makes
+the identity the location.
 
 Progress is logged to the Prefect run logger and to the ``pipeline.flows.refresh`` logger.
 """
@@ -30,9 +66,6 @@ Progress is logged to the Prefect run logger and to the ``pipeline.flows.refresh
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
-import json
 import logging
 import os
 import re
@@ -51,72 +84,63 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
-from pipeline.data.errors import CatalogueError
-from pipeline.data.io import atomic_write, write_rejects
-from pipeline.data.readers import RawLine, RawTable, read_raw
 from pipeline.data.registry import CatalogueSpec, parse_catalogues
-from pipeline.data.validation import check_rejects, validate_table
+from pipeline.data.splits import PROTOCOLS
+from pipeline.flows.raw_merge import (
+    BatchPlan,
+    IncomingOutcome,
+    event_identity,
+    finish_merged_file,
+    plan_batch,
+    plan_catalogue,
+    plan_move,
+    quarantine_file,
+    replace_raw_file,
+)
+from pipeline.flows.refresh_errors import RefreshError, RefreshLockedError, SplitProtocolError
+from pipeline.flows.refresh_journal import (
+    BACKUP_DIR,
+    JOURNAL_NAME,
+    Step,
+    apply_in_transaction,
+    recover_interrupted,
+)
+from pipeline.flows.versions import COMPARISON_FILE, VERSIONS_FILE, raw_data_hashes, write_version
 
 __all__ = [
+    "APPEND_PROTOCOLS",
+    "BACKUP_DIR",
+    "JOURNAL_NAME",
     "LOCK_NAME",
     "IncomingOutcome",
     "RefreshError",
     "RefreshLockedError",
     "RefreshResult",
+    "SplitProtocolError",
+    "check_split_protocol",
+    "event_identity",
     "merge_incoming_file",
     "raw_data_hashes",
     "record_version",
+    "recover_interrupted",
     "refresh",
     "refresh_flow",
     "refresh_lock",
     "run_dvc_repro",
     "scan_incoming",
+    "validate_incoming",
 ]
 
 LOCK_NAME = "data/.refresh.lock"
 INCOMING_DIR = "data/incoming"
-VERSIONS_FILE = "reports/versions.json"
-COMPARISON_FILE = "reports/version_comparison.json"
-SUMMARY_FILE = "reports/metrics/summary.json"
+SUMMARY_FILE = "reports/summary.json"
 DEFAULT_RAW_DIR = "data/raw"
+#: Split protocols that give appended rows a part (``rsgm`` has published labels only;
+#: ``auto`` counts once :data:`pipeline.data.splits.PROTOCOLS` has it).
+APPEND_PROTOCOLS = frozenset({"hash", "rsgm+hash", "auto"})
 
 _log = logging.getLogger(__name__)
 _STAGE_RAN = re.compile(r"^Running stage '([^']+)'")
-
-
-class RefreshError(RuntimeError):
-    """A refresh could not complete (bad configuration, or ``dvc repro`` failed)."""
-
-
-class RefreshLockedError(RefreshError):
-    """Another refresh holds the lock ``data/.refresh.lock``."""
-
-
-@dataclass(frozen=True)
-class IncomingOutcome:
-    """What happened to one incoming file.
-
-    Attributes:
-        catalogue: Catalogue name (the incoming sub-folder).
-        source: The incoming file as found.
-        status: ``"merged"`` or ``"quarantined"``.
-        moved_to: Where the file is now (under ``processed/`` or ``quarantine/``).
-        n_rows_read: Data lines examined (0 when the file could not be read).
-        n_appended: Rows appended to the raw file.
-        n_duplicates: Valid rows dropped as exact duplicates of existing events.
-        n_rejected: Rows rejected by validation (not appended).
-        reasons: Why the file was quarantined (empty when merged).
-    """
-
-    catalogue: str
-    source: Path
-    status: str
-    moved_to: Path
-    n_rows_read: int = 0
-    n_appended: int = 0
-    n_duplicates: int = 0
-    n_rejected: int = 0
-    reasons: str = ""
 
 
 @dataclass
@@ -133,6 +157,7 @@ class RefreshResult:
         version: The entry appended to ``reports/versions.json``, or ``None`` when nothing
             changed and a version was already recorded.
         comparison_path: ``reports/version_comparison.json`` when written.
+        recovered: What was done about a refresh that had been killed, or ``None``.
         wall_s: Wall time of the refresh in seconds.
     """
 
@@ -144,6 +169,7 @@ class RefreshResult:
     stages_run: list[str] = field(default_factory=list)
     version: dict[str, Any] | None = None
     comparison_path: Path | None = None
+    recovered: str | None = None
     wall_s: float = 0.0
 
     @property
@@ -164,6 +190,8 @@ class RefreshResult:
     def summary(self) -> str:
         """A few human-readable lines: files merged/quarantined, stages run, version."""
         lines = [f"refresh of {self.repo_dir} in {self.wall_s:.1f} s"]
+        if self.recovered:
+            lines.append(f"  {self.recovered}")
         for o in self.outcomes:
             if o.status == "merged":
                 lines.append(
@@ -195,19 +223,16 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _stamp(now: datetime) -> str:
-    return now.strftime("%Y%m%dT%H%M%S%fZ")
-
-
 @dataclass(frozen=True)
 class _IngestSettings:
     specs: dict[str, CatalogueSpec]
     max_reject_fraction: float
     raw_dir: Path
+    split_protocol: str | None = None
 
 
 def _load_ingest_settings(repo_dir: Path) -> _IngestSettings:
-    """Read the catalogue registry and reject budget from the project's params.yaml."""
+    """Read the catalogue registry, reject budget and split protocol from params.yaml."""
     params_path = repo_dir / "params.yaml"
     try:
         params = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
@@ -222,7 +247,40 @@ def _load_ingest_settings(repo_dir: Path) -> _IngestSettings:
             f"{params_path}: 'ingest.max_reject_fraction' must be a number, got {fraction!r}"
         )
     raw_dir = repo_dir / str(ingest.get("raw_dir", DEFAULT_RAW_DIR))
-    return _IngestSettings(parse_catalogues(ingest["catalogues"]), float(fraction), raw_dir)
+    split = params.get("split")
+    protocol = split.get("protocol") if isinstance(split, Mapping) else None
+    return _IngestSettings(
+        parse_catalogues(ingest["catalogues"]),
+        float(fraction),
+        raw_dir,
+        None if protocol is None else str(protocol),
+    )
+
+
+def check_split_protocol(plan: BatchPlan, protocol: str | None) -> None:
+    """Fail, before anything changes, when the split protocol cannot take the new rows.
+
+    Args:
+        plan: The batch plan.
+        protocol: ``split.protocol`` from params.yaml; ``None`` (no ``split`` section, so
+            no split stage) allows any append.
+
+    Raises:
+        SplitProtocolError: If a catalogue would get new rows and ``protocol`` is not one
+            of :data:`APPEND_PROTOCOLS` known to :mod:`pipeline.data.splits` (``rsgm``, or
+            an unknown protocol). The message is one line.
+    """
+    growing = [(cp.spec.name, cp.n_appended) for cp in plan.catalogues if cp.n_appended]
+    if not growing or protocol is None or (protocol in APPEND_PROTOCOLS & set(PROTOCOLS)):
+        return
+    what = ", ".join(f"{n} new row(s) for {name}" for name, n in growing)
+    fix = "'rsgm+hash' (or 'auto')" if "auto" in PROTOCOLS else "'rsgm+hash'"
+    kind = " (published labels only)" if protocol == "rsgm" else ""
+    raise SplitProtocolError(
+        f"refresh not started: {what}, but split.protocol {protocol!r}{kind} cannot take "
+        f"appended rows; set split.protocol to {fix} in params.yaml and refresh again "
+        "(nothing was changed; the incoming files are still in data/incoming/)"
+    )
 
 
 @contextlib.contextmanager
@@ -285,68 +343,34 @@ def scan_incoming(repo_dir: Path, catalogues: list[str]) -> list[tuple[str, Path
     ]
 
 
-def _line_ending(data: bytes) -> bytes:
-    """The raw file's line ending: CRLF if it has one, else CR-only, else LF."""
-    if b"\r\n" in data:
-        return b"\r\n"
-    if b"\r" in data:
-        return b"\r"
-    return b"\n"
+@task(name="validate-incoming", cache_policy=NO_CACHE)
+def validate_incoming(
+    items: list[tuple[str, Path]],
+    specs: Mapping[str, CatalogueSpec],
+    raw_dir: Path,
+    max_reject_fraction: float,
+) -> BatchPlan:
+    """Read, validate and de-duplicate the whole batch; change nothing.
 
+    Args:
+        items: (catalogue, file) pairs from :func:`scan_incoming`.
+        specs: Catalogue name -> reading spec.
+        raw_dir: Raw-data folder.
+        max_reject_fraction: The ingest reject budget.
 
-def _event_key(lat: float, lon: float) -> tuple[float, float]:
-    return (float(lat) + 0.0, float(lon) + 0.0)
+    Returns:
+        The batch plan (:func:`pipeline.flows.raw_merge.plan_batch`).
 
-
-def _relayout(row: RawLine, incoming: RawTable, raw: RawTable) -> str:
-    """Text of an incoming row laid out in the raw file's columns.
-
-    Verbatim when both files have the same columns; otherwise the raw file's fields are
-    filled from the incoming fields of the same header name (latitude and longitude by
-    their resolved columns), others left empty.
+    Raises:
+        RefreshError: If the raw file of a catalogue with incoming files cannot be read.
     """
-    same_header = (incoming.header is None and raw.header is None) or (
-        incoming.header is not None
-        and raw.header is not None
-        and [h.lower() for h in incoming.header] == [h.lower() for h in raw.header]
-    )
-    if same_header and incoming.n_fields == raw.n_fields:
-        return row.text
-    out = [""] * raw.n_fields
-    if raw.header is not None and incoming.header is not None:
-        by_name = {h.lower(): i for i, h in enumerate(incoming.header)}
-        for j, name in enumerate(raw.header):
-            i = by_name.get(name.lower())
-            if i is not None and i < len(row.fields):
-                out[j] = row.fields[i]
-    out[raw.lat_index] = row.fields[incoming.lat_index]
-    out[raw.lon_index] = row.fields[incoming.lon_index]
-    return ",".join(f'"{v}"' if "," in v else v for v in out)
-
-
-def _move_unique(src: Path, dest_dir: Path, now: datetime) -> Path:
-    """Move ``src`` into ``dest_dir``, adding a timestamp when the name is taken."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    dest = dest_dir / src.name
-    if dest.exists():
-        dest = dest_dir / f"{src.stem}.{_stamp(now)}{src.suffix}"
-    os.replace(src, dest)
-    return dest
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def _quarantine(catalogue: str, path: Path, reasons: str, now: datetime) -> IncomingOutcome:
-    dest = _move_unique(path, path.parent / "quarantine", now)
-    _write_text_atomic(
-        dest.with_name(dest.name + ".reasons.txt"),
-        f"file: {path.name}\ncatalogue: {catalogue}\nquarantined: {now.isoformat()}\n"
-        f"reasons:\n{reasons}\n",
-    )
-    _say(f"{catalogue}: quarantined {path.name}: {reasons.splitlines()[0]}")
-    return IncomingOutcome(catalogue, path, "quarantined", dest, reasons=reasons)
+    plan = plan_batch(items, specs, raw_dir, max_reject_fraction)
+    for cp in plan.catalogues:
+        _say(
+            f"{cp.spec.name}: {len(cp.files)} file(s) to merge ({cp.n_appended} new rows), "
+            f"{len(cp.quarantined)} to quarantine"
+        )
+    return plan
 
 
 @task(name="merge-incoming-file", cache_policy=NO_CACHE)
@@ -358,6 +382,9 @@ def merge_incoming_file(
     now: datetime | None = None,
 ) -> IncomingOutcome:
     """Validate one incoming file and append its new events to the raw catalogue.
+
+    A stand-alone merge of one file (no journal, no split-protocol check): the refresh flow
+    plans and applies the whole batch in one transaction instead.
 
     Args:
         path: Incoming CSV file (``data/incoming/<catalogue>/<name>.csv``), laid out like
@@ -374,75 +401,13 @@ def merge_incoming_file(
         RefreshError: If the raw catalogue itself cannot be read (nothing is changed then).
     """
     now = now or _utc_now()
-    try:
-        raw = read_raw(raw_path, spec)
-    except CatalogueError as exc:
-        raise RefreshError(f"cannot merge {path}: raw catalogue unreadable: {exc}") from exc
-    try:
-        table = read_raw(path, spec)
-        cat = validate_table(table, spec.name)
-        check_rejects(cat, max_reject_fraction)
-    except CatalogueError as exc:
-        return _quarantine(spec.name, path, str(exc), now)
-    raw_cat = validate_table(raw, spec.name)
-    seen = {_event_key(a, b) for a, b in zip(raw_cat.lat, raw_cat.lon, strict=True)}
-    by_line = {row.line_number: row for row in table.rows}
-    new_lines: list[str] = []
-    n_dup = 0
-    for lat, lon, line in zip(cat.lat, cat.lon, cat.source_line, strict=True):
-        key = _event_key(lat, lon)
-        if key in seen:
-            n_dup += 1
-            continue
-        seen.add(key)
-        new_lines.append(_relayout(by_line[int(line)], table, raw))
-
-    old = raw_path.read_bytes()
-    if new_lines:
-        eol = _line_ending(old)
-        ends_with_eol = old.endswith((b"\n", b"\r"))
-        body = eol.join(line.encode("utf-8") for line in new_lines)
-        new = (
-            old
-            + (b"" if ends_with_eol or not old else eol)
-            + body
-            + (eol if ends_with_eol else b"")
-        )
-        if not new.startswith(old):  # pragma: no cover - guards the append-only contract
-            raise RefreshError(f"{raw_path}: refusing a write that is not an append")
-        atomic_write(raw_path, lambda tmp: tmp.write_bytes(new))
-    dest = _move_unique(path, path.parent / "processed", now)
-    record = {
-        "file": path.name,
-        "catalogue": spec.name,
-        "processed": now.isoformat(),
-        "sha256": table.sha256,
-        "raw_file": raw_path.name,
-        "raw_sha256_before": hashlib.sha256(old).hexdigest(),
-        "raw_sha256_after": hashlib.sha256(raw_path.read_bytes()).hexdigest(),
-        "n_rows_read": cat.n_rows_read,
-        "n_valid": cat.n_valid,
-        "n_appended": len(new_lines),
-        "n_duplicates": n_dup,
-        "n_rejected": cat.n_rejected,
-    }
-    _write_text_atomic(dest.with_name(dest.name + ".json"), json.dumps(record, indent=2) + "\n")
-    if cat.n_rejected:
-        write_rejects(cat.rejects, dest.with_name(dest.stem + ".rejects.csv"))
-    _say(
-        f"{spec.name}: merged {path.name}: {len(new_lines)} rows appended to {raw_path.name}, "
-        f"{n_dup} duplicates dropped, {cat.n_rejected} rejected"
-    )
-    return IncomingOutcome(
-        spec.name,
-        path,
-        "merged",
-        dest,
-        n_rows_read=cat.n_rows_read,
-        n_appended=len(new_lines),
-        n_duplicates=n_dup,
-        n_rejected=cat.n_rejected,
-    )
+    plan = plan_catalogue(spec, raw_path, [path], max_reject_fraction)
+    if plan.quarantined:
+        return quarantine_file(plan.quarantined[0], now)
+    (file_plan,) = plan.files
+    if plan.changed:
+        replace_raw_file(raw_path, plan.old, plan.new)
+    return finish_merged_file(file_plan, raw_path, plan_move(path, now), now)
 
 
 def _subprocess_env() -> dict[str, str]:
@@ -490,96 +455,6 @@ def run_dvc_repro(repo_dir: Path) -> list[str]:
     return stages
 
 
-def raw_data_hashes(repo_dir: Path, raw_dir: Path) -> dict[str, str]:
-    """md5 of every raw file, as recorded in ``dvc.lock`` (computed when not recorded).
-
-    Args:
-        repo_dir: Project root.
-        raw_dir: Raw-data folder.
-
-    Returns:
-        Path relative to the project (POSIX) -> md5 hex digest, sorted by path.
-    """
-    prefix = raw_dir.resolve().relative_to(repo_dir.resolve()).as_posix().rstrip("/") + "/"
-    hashes: dict[str, str] = {}
-    lock_path = repo_dir / "dvc.lock"
-    if lock_path.is_file():
-        lock = yaml.safe_load(lock_path.read_text(encoding="utf-8")) or {}
-        for stage in (lock.get("stages") or {}).values():
-            for dep in stage.get("deps") or []:
-                dep_path = str(dep.get("path", ""))
-                if dep_path.startswith(prefix) and "md5" in dep:
-                    hashes[dep_path] = str(dep["md5"])
-    for path in sorted(raw_dir.glob("*.csv")):
-        rel = path.resolve().relative_to(repo_dir.resolve()).as_posix()
-        if rel not in hashes:
-            hashes[rel] = hashlib.md5(path.read_bytes()).hexdigest()
-    return dict(sorted(hashes.items()))
-
-
-def _git_revision(repo_dir: Path) -> tuple[str | None, bool | None]:
-    """(HEAD commit, working tree dirty?) or (None, None) outside a git repository."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo_dir, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=repo_dir,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None, None
-    return head, bool(dirty)
-
-
-def _jsonable(obj: Any) -> Any:
-    """Best-effort JSON form of a comparison result (dataclass, DataFrame, mapping ...)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _jsonable(dataclasses.asdict(obj))
-    if hasattr(obj, "to_dict"):
-        return _jsonable(obj.to_dict())
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, str | int | float | bool) or obj is None:
-        return obj
-    return str(obj)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RefreshError(f"{path}: not valid JSON: {exc}") from exc
-
-
-def _compare_summaries(
-    previous: Mapping[str, Any], current: Mapping[str, Any], labels: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Compare two metrics summaries with ``pipeline.reporting`` when it is available."""
-    raw = {"previous_summary": previous, "current_summary": current}
-    try:
-        from pipeline.reporting import compare_versions, format_version_rows
-    except ImportError:
-        return {"note": "pipeline.reporting.compare_versions is not available", **raw}
-    try:
-        rows = compare_versions(previous, current)
-    except ValueError as exc:
-        return {"note": f"summaries could not be compared: {exc}", **raw}
-    table = format_version_rows(
-        rows, str(labels.get("previous")), str(labels.get("current")), markdown=True
-    )
-    return {
-        "method": "pipeline.reporting.compare_versions",
-        "comparison": _jsonable(rows),
-        "table_markdown": table,
-    }
-
-
 @task(name="record-version", cache_policy=NO_CACHE)
 def record_version(
     repo_dir: Path,
@@ -590,13 +465,9 @@ def record_version(
 ) -> tuple[dict[str, Any], Path]:
     """Append the current model version to ``reports/versions.json`` and compare it.
 
-    The entry holds ``version_id``, ``timestamp`` (UTC ISO 8601), ``git_rev`` and
-    ``git_dirty`` (the raw files changed by a refresh are uncommitted until the operator
-    commits), ``data_md5`` (raw file -> md5 from ``dvc.lock``), ``data_hash`` (SHA-256 of
-    those), ``appended``, ``stages_run`` and ``summary`` (``reports/metrics/summary.json``,
-    or ``None``). ``reports/version_comparison.json`` compares it with the previous entry
-    through ``pipeline.reporting.compare_versions(previous_summary, current_summary)`` when
-    that exists, else it holds both raw summaries and says so.
+    See :func:`pipeline.flows.versions.write_version` for the entry's fields; the summary
+    is ``reports/summary.json`` (or ``None``). ``git_dirty`` is true after a refresh
+    changed raw files, until the operator commits.
 
     Args:
         repo_dir: Project root.
@@ -611,48 +482,65 @@ def record_version(
     Raises:
         RefreshError: If ``reports/versions.json`` exists but is not a JSON list.
     """
-    now = now or _utc_now()
-    versions_path = repo_dir / VERSIONS_FILE
-    history: Any = _read_json(versions_path) if versions_path.is_file() else []
-    if not isinstance(history, list):
-        raise RefreshError(f"{versions_path}: expected a JSON list of versions")
-    md5s = raw_data_hashes(repo_dir, raw_dir)
-    data_hash = hashlib.sha256(
-        "".join(f"{p}:{h}\n" for p, h in md5s.items()).encode("utf-8")
-    ).hexdigest()
-    git_rev, git_dirty = _git_revision(repo_dir)
-    summary_path = repo_dir / SUMMARY_FILE
-    summary = _read_json(summary_path) if summary_path.is_file() else None
-    entry: dict[str, Any] = {
-        "version_id": f"{_stamp(now)}-{data_hash[:8]}",
-        "timestamp": now.isoformat(),
-        "git_rev": git_rev,
-        "git_dirty": git_dirty,
-        "data_hash": data_hash,
-        "data_md5": md5s,
-        "appended": dict(appended),
-        "stages_run": list(stages_run),
-        "summary": summary,
-    }
-    previous = history[-1] if history else None
-    comparison: dict[str, Any] = {
-        "current": entry["version_id"],
-        "previous": previous.get("version_id") if isinstance(previous, Mapping) else None,
-    }
-    prev_summary = previous.get("summary") if isinstance(previous, Mapping) else None
-    if previous is None:
-        comparison["note"] = "first recorded version: nothing to compare with"
-    elif prev_summary is None or summary is None:
-        comparison["note"] = "a metrics summary is missing; raw summaries recorded"
-        comparison.update(previous_summary=prev_summary, current_summary=summary)
-    else:
-        comparison.update(_compare_summaries(prev_summary, summary, comparison))
-    history.append(entry)
-    _write_text_atomic(versions_path, json.dumps(history, indent=2) + "\n")
-    comparison_path = repo_dir / COMPARISON_FILE
-    _write_text_atomic(comparison_path, json.dumps(comparison, indent=2) + "\n")
-    _say(f"recorded version {entry['version_id']} (git {git_rev}, data {data_hash[:12]})")
+    entry, comparison_path = write_version(
+        repo_dir, raw_dir, appended, stages_run, repo_dir / SUMMARY_FILE, now or _utc_now()
+    )
+    _say(
+        f"recorded version {entry['version_id']} (git {entry['git_rev']}, "
+        f"data {entry['data_hash'][:12]})"
+    )
     return entry, comparison_path
+
+
+def _repro_and_record(
+    root: Path, settings: _IngestSettings, result: RefreshResult, step: Step
+) -> None:
+    """Run ``dvc repro`` and record a version when something changed or none exists."""
+    step.name = "`dvc repro`"
+    result.stages_run = run_dvc_repro(root)
+    result.repro_ran = True
+    has_history = (root / VERSIONS_FILE).is_file()
+    if result.stages_run or any(result.appended.values()) or not has_history:
+        step.name = "recording the version"
+        result.version, result.comparison_path = record_version(
+            root, settings.raw_dir, result.appended, result.stages_run
+        )
+
+
+def _merge_batch(
+    root: Path,
+    settings: _IngestSettings,
+    plan: BatchPlan,
+    run_repro: bool,
+    result: RefreshResult,
+    now: datetime,
+) -> list[IncomingOutcome]:
+    """Merge the batch, ``dvc repro`` and record the version in one transaction.
+
+    Returns:
+        The merged files' outcomes.
+
+    Raises:
+        RefreshError: If a step failed; everything was rolled back (see the module
+            docstring), or the message says why the rollback could not finish.
+    """
+
+    def finish(outcomes: list[IncomingOutcome], step: Step) -> None:
+        for o in outcomes:
+            result.appended[o.catalogue] = result.appended.get(o.catalogue, 0) + o.n_appended
+            result.duplicates[o.catalogue] = result.duplicates.get(o.catalogue, 0) + o.n_duplicates
+        if run_repro:
+            _repro_and_record(root, settings, result, step)
+
+    return apply_in_transaction(
+        root,
+        plan,
+        now,
+        finish,
+        marker=root / VERSIONS_FILE if run_repro else None,
+        also_guard=[root / COMPARISON_FILE] if run_repro else [],
+        say=_say,
+    )
 
 
 @flow(name="refresh", validate_parameters=False)
@@ -671,30 +559,35 @@ def refresh_flow(
 
     Raises:
         RefreshLockedError: If another refresh is running.
-        RefreshError: On a bad configuration or a failed ``dvc repro``.
+        SplitProtocolError: If new rows would be appended under a split protocol that
+            cannot take them (nothing changed).
+        RefreshError: On a bad configuration or an unreadable raw catalogue (nothing
+            changed), or a failed step (rolled back).
     """
     start = time.perf_counter()
     root = Path(repo_dir).resolve()
     result = RefreshResult(repo_dir=root)
     with refresh_lock(root, lock_timeout):
+        result.recovered = recover_interrupted(root)
+        if result.recovered:
+            _say(result.recovered)
         settings = _load_ingest_settings(root)
-        for name, path in scan_incoming(root, list(settings.specs)):
-            spec = settings.specs[name]
-            outcome = merge_incoming_file(
-                path, spec, settings.raw_dir / spec.file, settings.max_reject_fraction
-            )
-            result.outcomes.append(outcome)
-            if outcome.status == "merged":
-                result.appended[name] = result.appended.get(name, 0) + outcome.n_appended
-                result.duplicates[name] = result.duplicates.get(name, 0) + outcome.n_duplicates
-        if run_repro:
-            result.stages_run = run_dvc_repro(root)
-            result.repro_ran = True
-            has_history = (root / VERSIONS_FILE).is_file()
-            if result.stages_run or any(result.appended.values()) or not has_history:
-                result.version, result.comparison_path = record_version(
-                    root, settings.raw_dir, result.appended, result.stages_run
-                )
+        items = scan_incoming(root, list(settings.specs))
+        plan = validate_incoming(
+            items, settings.specs, settings.raw_dir, settings.max_reject_fraction
+        )
+        check_split_protocol(plan, settings.split_protocol)
+        now = _utc_now()
+        outcomes: dict[Path, IncomingOutcome] = {}
+        for fp in plan.quarantined:
+            outcomes[fp.source] = quarantine_file(fp, now)
+            _say(f"{fp.catalogue}: quarantined {fp.source.name}: {fp.reasons.splitlines()[0]}")
+        if plan.merging:
+            for o in _merge_batch(root, settings, plan, run_repro, result, now):
+                outcomes[o.source] = o
+        elif run_repro:
+            _repro_and_record(root, settings, result, Step("`dvc repro`"))
+        result.outcomes = [outcomes[fp.source] for fp in plan.order]
     result.wall_s = time.perf_counter() - start
     return result
 
@@ -712,6 +605,7 @@ def refresh(repo_dir: Path, run_repro: bool = True, lock_timeout: float = 0.0) -
 
     Raises:
         RefreshLockedError: If another refresh is running.
-        RefreshError: On a bad configuration or a failed ``dvc repro``.
+        SplitProtocolError: If the split protocol cannot take the new rows (nothing changed).
+        RefreshError: On a bad configuration or a failed step (rolled back).
     """
     return refresh_flow(str(Path(repo_dir).resolve()), run_repro, lock_timeout)

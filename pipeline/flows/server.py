@@ -3,6 +3,12 @@
 Without ``PREFECT_API_URL`` every stage process would start Prefect's ephemeral server on
 its own (about 20–30 s each on 2 cores). ``geosgm run`` starts one server on 127.0.0.1 for the
 whole ``dvc repro`` instead and passes its URL to the stages through the environment.
+
+The server cannot outlive the command that started it: it is a service of
+:mod:`pipeline.process_group` (its own session, so a terminal Ctrl-C does not stop it while the
+stages still report to it; stopped as a whole group, SIGTERM then SIGKILL, on every way out of
+:func:`local_prefect_server`, after the supervised stage processes; and on Linux sent SIGTERM
+by the kernel if the command dies without cleaning up, e.g. ``kill -9``).
 """
 
 from __future__ import annotations
@@ -43,7 +49,9 @@ def local_prefect_server(
     """Start ``prefect server start`` on 127.0.0.1 unless ``PREFECT_API_URL`` is already set.
 
     Sets ``PREFECT_API_URL`` in ``os.environ`` while the block runs (child processes inherit
-    it) and stops the server afterwards.
+    it) and stops the server afterwards, on every path (normal exit, exception, SIGINT or
+    SIGTERM turned into an exception by :func:`pipeline.process_group.supervise`): first the
+    processes of the active supervisor, then the server's whole process group.
 
     Args:
         project_dir: Project root (``PREFECT_HOME`` defaults to ``<project_dir>/.prefect``).
@@ -57,6 +65,7 @@ def local_prefect_server(
         RuntimeError: If the server does not answer within ``startup_timeout``.
     """
     from pipeline.flows.settings import apply_prefect_defaults
+    from pipeline.process_group import start_service, stop_service
 
     apply_prefect_defaults(project_dir)
     existing = os.environ.get("PREFECT_API_URL")
@@ -70,7 +79,7 @@ def local_prefect_server(
     prefect_exe = Path(sys.executable).with_name("prefect")
     cmd = [str(prefect_exe), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=project_dir)
+        proc = start_service(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=project_dir)
     try:
         deadline = time.monotonic() + startup_timeout
         while not _healthy(api_url):
@@ -88,9 +97,4 @@ def local_prefect_server(
         yield api_url
     finally:
         os.environ.pop("PREFECT_API_URL", None)
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_service(proc)

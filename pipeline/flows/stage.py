@@ -8,6 +8,10 @@ appears in Prefect as a flow run named after the stage (``ingest-volcano``,
 Bad input is not a crash: an ``expected`` error (a malformed catalogue, a missing input)
 ends the flow run ``Failed`` with its message, without the traceback Prefect logs for
 unexpected errors, and is raised again; :func:`stage_main` prints it and returns exit code 1.
+
+Ctrl-C and SIGTERM stop a stage cooperatively (:mod:`pipeline.stopping`): the trainer
+checkpoints, the ODE solvers return, the seeds' workers end, and :func:`stage_main` prints one
+line and returns 130.
 """
 
 from __future__ import annotations
@@ -17,8 +21,19 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pipeline.flows.settings import apply_prefect_defaults
+from pipeline.stopping import (
+    StopRequested,
+    install_stop_handlers,
+    stop_handlers,
+    stop_handlers_installed,
+    stop_requested,
+    stop_signal,
+)
 
-__all__ = ["run_stage", "stage_main"]
+__all__ = ["EXIT_INTERRUPTED", "run_stage", "stage_main"]
+
+EXIT_INTERRUPTED = 130
+"""Exit code of a stage stopped by SIGINT or SIGTERM (128 + SIGINT, as a shell reports it)."""
 
 R = TypeVar("R")
 
@@ -53,6 +68,8 @@ def run_stage(
     from pipeline.flows.fanout import run_in_flow
 
     def guarded() -> Any:
+        if stop_handlers_installed():
+            install_stop_handlers(force=True)  # over Prefect's SIGTERM handler for this run
         try:
             return fn()
         except expected as exc:
@@ -68,6 +85,7 @@ def stage_main(
     flow_name: str,
     expected: tuple[type[Exception], ...],
     prog: str,
+    in_flow: bool = True,
 ) -> int:
     """A stage command's body: :func:`run_stage`, then an exit code.
 
@@ -76,17 +94,58 @@ def stage_main(
         flow_name: Flow name, e.g. ``"maps-fire-rsgm"``.
         expected: Exception types that mean bad input or params.
         prog: Name printed before the message, e.g. ``"maps"``.
+        in_flow: Run ``fn`` as the body of a flow run named ``flow_name``; False for a stage
+            whose ``fn`` starts its own flow (train and evaluate: :func:`run_seeds`), so that
+            each stage is still one flow run and bad params fail before any flow starts.
 
     Returns:
         0 on success; 1 after printing ``"<prog>: error: <message>"`` to stderr for an
-        ``expected`` error.
+        ``expected`` error; 130 after one line when SIGINT or SIGTERM stopped the stage
+        (whatever error the stop surfaced as: a stopped seed, a broken worker pool).
 
     Raises:
         Exception: Any other error, unchanged.
     """
+    with stop_handlers():
+        return _run_stage_main(fn, flow_name, expected, prog, in_flow)
+
+
+def _run_stage_main(
+    fn: Callable[[], object],
+    flow_name: str,
+    expected: tuple[type[Exception], ...],
+    prog: str,
+    in_flow: bool,
+) -> int:
     try:
-        run_stage(fn, flow_name, expected)
+        if in_flow:
+            run_stage(fn, flow_name, expected)
+        else:
+            apply_prefect_defaults()
+            fn()
+    except (StopRequested, KeyboardInterrupt) as exc:
+        return _interrupted(prog, exc)
     except expected as exc:
+        if stop_requested():
+            return _interrupted(prog, exc)
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        if stop_requested():
+            return _interrupted(prog, exc)
+        raise
+    if stop_requested():
+        return _interrupted(prog, None)
     return 0
+
+
+def _interrupted(prog: str, exc: BaseException | None) -> int:
+    import signal
+
+    name = signal.Signals(stop_signal() or signal.SIGINT).name
+    detail = f" ({exc})" if isinstance(exc, StopRequested) else ""
+    print(
+        f"{prog}: interrupted by {name}{detail}; checkpoints are kept, run again to resume",
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED

@@ -1,4 +1,5 @@
-"""The refresh flow on a tiny DVC project: append-only merge, quarantine, rerun, lock."""
+"""The refresh flow on a tiny DVC project: append-only merge, quarantine, rerun, lock,
+the split-protocol check, rollback, full-row duplicates and recovery after ``kill -9``."""
 
 from __future__ import annotations
 
@@ -15,17 +16,24 @@ from pathlib import Path
 
 import pytest
 
+import pipeline.flows.refresh as refresh_module
 from pipeline import cli
 from pipeline.data.registry import CatalogueSpec
 from pipeline.flows import server
 from pipeline.flows.refresh import (
+    BACKUP_DIR,
+    JOURNAL_NAME,
     LOCK_NAME,
+    RefreshError,
     RefreshLockedError,
+    SplitProtocolError,
     merge_incoming_file,
     record_version,
     refresh,
     refresh_lock,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 VOLCANO_RAW = b"# source: NOAA\nLatitude,Longitude\n-30.2,-178.47\n30.78,130.28\n11.984,-86.161"
 FLOOD_RAW = b"# source: DFO\r\nlat,long\r\n35.8142,5.23026\r\n-18.7111,-45.3489"
@@ -56,7 +64,7 @@ if stage == "summarize":
                                  "per_seed": [row]}}
     Path("reports/metrics").mkdir(parents=True, exist_ok=True)
     summary = {"protocol": "toy", "seeds": [0], "units": "nats", "results": results}
-    Path("reports/metrics/summary.json").write_text(json.dumps(summary))
+    Path("reports/summary.json").write_text(json.dumps(summary))
 else:
     lines = [l for l in Path(sys.argv[2]).read_text().splitlines() if l and l[0] != "#"]
     Path(sys.argv[3]).parent.mkdir(exist_ok=True)
@@ -80,7 +88,7 @@ stages:
     cmd: {py} stage.py summarize
     deps: [out/volcano.txt, out/flood.txt, stage.py]
     metrics:
-      - reports/metrics/summary.json:
+      - reports/summary.json:
           cache: false
 """
 
@@ -303,3 +311,308 @@ def test_merge_keeps_a_final_newline(tmp_path: Path) -> None:
 
     assert (out.n_appended, out.n_duplicates) == (1, 1)
     assert raw.read_bytes() == b"# FIRMS\n-25.088,152.358\n-30.087,150.998\n10,20\n"
+
+
+# --- transactional refresh: split protocol, rollback, event identity, quarantine, kill -9 ---
+
+NEW_FLOOD = b"lat,long\n12.25,-60.5\n35.8142,5.23026\n"  # one new event, one duplicate
+VOLCANO_AFTER = VOLCANO_RAW + b"\n1.5,2.5\n-7.25,110.5"
+FLOOD_AFTER = FLOOD_RAW + b"\r\n12.25,-60.5"
+
+
+def _snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under data/ and reports/ (but the lock file), by relative path."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for top in ("data", "reports")
+        for p in sorted((root / top).rglob("*"))
+        if p.is_file() and p.name != Path(LOCK_NAME).name
+    }
+
+
+def _set_protocol(project: Path, protocol: str) -> None:
+    params = project / "params.yaml"
+    params.write_text(params.read_text() + f"split:\n  protocol: {protocol}\n")
+
+
+def _mini_project(tmp_path: Path, raw: bytes, columns: str, max_reject: float = 0.25) -> Path:
+    """A project with one catalogue ``volcano`` and no DVC (for ``run_repro=False``)."""
+    root = tmp_path / "mini"
+    (root / "data" / "raw").mkdir(parents=True)
+    (root / "data" / "raw" / "volerup.csv").write_bytes(raw)
+    (root / "params.yaml").write_text(
+        f"ingest:\n  max_reject_fraction: {max_reject}\n  catalogues:\n"
+        f"    volcano: {{file: volerup.csv, {columns}, has_header: true}}\n"
+    )
+    return root
+
+
+@pytest.mark.parametrize("protocol", ["rsgm", "unknown-protocol"])
+def test_protocol_that_cannot_take_new_rows_fails_up_front_and_changes_nothing(
+    prefect_harness: None, project: Path, protocol: str
+) -> None:
+    _set_protocol(project, protocol)
+    incoming = _drop(project, "volcano", "batch1.csv", NEW_VOLCANO)
+    _drop(project, "flood", "junk.csv", b"\x00\xff\xfe not a catalogue")  # not quarantined
+    before = _snapshot(project)
+
+    with pytest.raises(SplitProtocolError) as info:
+        refresh(project)
+
+    message = str(info.value)
+    assert "\n" not in message
+    assert "2 new row(s) for volcano" in message and "set split.protocol to 'rsgm+hash'" in message
+    assert "nothing was changed" in message
+    assert _snapshot(project) == before
+    assert incoming.read_bytes() == NEW_VOLCANO
+    assert not (project / JOURNAL_NAME).exists()
+
+
+def test_protocol_check_passes_duplicates_only_under_rsgm_and_new_rows_under_rsgm_hash(
+    prefect_harness: None, project: Path
+) -> None:
+    _set_protocol(project, "rsgm")
+    _drop(project, "volcano", "dups.csv", b"Latitude,Longitude\n30.78,130.28\n-30.2,-178.47\n")
+    result = refresh(project, run_repro=False)  # nothing to append: rsgm is fine
+    assert result.appended == {"volcano": 0} and result.duplicates == {"volcano": 2}
+    assert (project / "data" / "raw" / "volerup.csv").read_bytes() == VOLCANO_RAW
+
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("protocol: rsgm", "protocol: rsgm+hash"))
+    _drop(project, "volcano", "batch1.csv", NEW_VOLCANO)
+    assert refresh(project, run_repro=False).appended == {"volcano": 2}
+    assert (project / "data" / "raw" / "volerup.csv").read_bytes() == VOLCANO_AFTER
+
+
+@pytest.mark.parametrize("failure", ["repro-error", "keyboard-interrupt", "version-write-error"])
+def test_a_failed_step_rolls_back_raw_files_incoming_files_and_version(
+    prefect_harness: None, project: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    volcano_in = _drop(project, "volcano", "batch1.csv", NEW_VOLCANO)
+    flood_in = _drop(project, "flood", "batch1.csv", NEW_FLOOD)
+    before = _snapshot(project)
+    seen_during: dict[str, bytes] = {}
+
+    def fake_repro(repo_dir: Path) -> list[str]:
+        # The batch is applied when dvc runs: both raw files appended, files processed.
+        seen_during["volcano"] = (repo_dir / "data" / "raw" / "volerup.csv").read_bytes()
+        seen_during["flood"] = (repo_dir / "data" / "raw" / "flood.csv").read_bytes()
+        assert not volcano_in.exists() and (project / JOURNAL_NAME).is_file()
+        if failure == "repro-error":
+            raise RefreshError("`dvc repro` failed in the project (exit 1):\nsplit@volcano: boom")
+        if failure == "keyboard-interrupt":
+            raise KeyboardInterrupt
+        return ["count_volcano", "count_flood", "summarize"]
+
+    def failing_write_version(repo_dir: Path, *args: object, **kwargs: object) -> None:
+        (repo_dir / "reports" / "version_comparison.json").write_text("half-written")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(refresh_module, "run_dvc_repro", fake_repro)
+    monkeypatch.setattr(refresh_module, "write_version", failing_write_version)
+    expected: type[BaseException] = (
+        KeyboardInterrupt if failure == "keyboard-interrupt" else RefreshError
+    )
+
+    with pytest.raises(expected) as info:
+        refresh(project)
+
+    assert seen_during == {"volcano": VOLCANO_AFTER, "flood": FLOOD_AFTER}
+    after = _snapshot(project)
+    assert after == before  # raw, incoming, reports: byte for byte; no records, no backups
+    assert volcano_in.read_bytes() == NEW_VOLCANO and flood_in.read_bytes() == NEW_FLOOD
+    assert not (project / "data" / "incoming" / "volcano" / "processed").exists()
+    assert not (project / JOURNAL_NAME).exists() and not (project / BACKUP_DIR).exists()
+    if failure != "keyboard-interrupt":
+        message = str(info.value)
+        what = "`dvc repro`" if failure == "repro-error" else "recording the version"
+        assert message.startswith(f"refresh failed at {what}, rolled back")
+        assert "rolled back: data/raw restored to its pre-refresh bytes (put back: " in message
+        assert "data/raw/volerup.csv" in message and "2 incoming file(s) moved back" in message
+        assert ("boom" if failure == "repro-error" else "No space left") in message
+
+    # The files are merged once by the next refresh.
+    again = refresh(project, run_repro=False)
+    assert again.appended == {"volcano": 2, "flood": 1}
+    assert (project / "data" / "raw" / "volerup.csv").read_bytes() == VOLCANO_AFTER
+    assert (project / "data" / "raw" / "flood.csv").read_bytes() == FLOOD_AFTER
+
+
+DATED_RAW = b"Latitude,Longitude,Date\n-30.2,-178.47,1990-01-01\n30.78,130.28,2001-05-03\n"
+
+
+def test_duplicates_are_full_rows_not_locations(prefect_harness: None, tmp_path: Path) -> None:
+    root = _mini_project(tmp_path, DATED_RAW, "lat_col: Latitude, lon_col: Longitude")
+    _drop(
+        root,
+        "volcano",
+        "a.csv",
+        b"Latitude,Longitude,Date\n"
+        b"30.78,130.28,2001-05-03\n"  # exact duplicate of a raw row
+        b" 30.78 , 130.28 ,  2001-05-03\n"  # the same after whitespace normalisation
+        b"30.780,130.2800,2001-05-03\n"  # the same numbers
+        b"30.78,130.28,2024-02-11\n"  # a new eruption at a known volcano
+        b"30.78,130.28,2024-02-11\n",  # ... given twice
+    )
+    _drop(
+        root,
+        "volcano",
+        "b.csv",
+        b"Date,Longitude,Latitude\n"  # another column order: laid out in the raw's
+        b"2024-02-11,130.28,30.78\n"  # appended earlier in this refresh
+        b"1990-01-01,-178.47,-30.2\n"  # a raw row
+        b"2025-07-01,130.28,30.78\n",  # another new eruption there
+    )
+
+    result = refresh(root, run_repro=False)
+
+    raw = (root / "data" / "raw" / "volerup.csv").read_bytes()
+    assert raw == DATED_RAW + b"30.78,130.28,2024-02-11\n30.78,130.28,2025-07-01\n"
+    assert [(o.n_appended, o.n_duplicates) for o in result.merged] == [(1, 4), (1, 2)]
+    assert result.appended == {"volcano": 2} and result.duplicates == {"volcano": 6}
+
+
+def test_unreadable_files_are_quarantined_with_all_reasons_and_the_batch_goes_on(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    raw_bytes = b"Latitude,Longitude,Name\n1.0,2.0,Alpha\n"
+    root = _mini_project(tmp_path, raw_bytes, "lat_col: Latitude, lon_col: Longitude")
+    huge = b'Latitude,Longitude,Name\n5,6,ok\n7,8,"' + b"x" * 200_000 + b'"\n'
+    junk = bytes((i * 37 + 11) % 256 for i in range(4096))  # NULs, invalid UTF-8
+    latin1 = b"Latitude,Longitude,Name\n3.5,4.5,Cerro Negro\n9.5,10.5,Volc\xe1n\n"
+    _drop(root, "volcano", "a_huge_field.csv", huge)
+    _drop(root, "volcano", "b_binary.csv", junk)
+    _drop(root, "volcano", "c_good.csv", b"Latitude,Longitude,Name\n1.0,2.0,Alpha\n3,4,Beta\n")
+    _drop(root, "volcano", "d_latin1.csv", latin1)
+
+    result = refresh(root, run_repro=False)
+
+    assert (root / "data" / "raw" / "volerup.csv").read_bytes() == raw_bytes + b"3,4,Beta\n"
+    assert [o.source.name for o in result.merged] == ["c_good.csv"]
+    quarantine = root / "data" / "incoming" / "volcano" / "quarantine"
+    reasons = {
+        o.source.name: (quarantine / f"{o.source.name}.reasons.txt").read_text()
+        for o in result.quarantined
+    }
+    assert sorted(reasons) == ["a_huge_field.csv", "b_binary.csv", "d_latin1.csv"]
+    assert "field larger than field limit" in reasons["a_huge_field.csv"]
+    assert "line 3" in reasons["a_huge_field.csv"]
+    assert len(reasons["a_huge_field.csv"]) < 5_000  # the field is not copied
+    assert "not UTF-8 text" in reasons["b_binary.csv"] and "NUL byte" in reasons["b_binary.csv"]
+    assert "line 3: not UTF-8 text (byte b'\\xe1'" in reasons["d_latin1.csv"]
+    assert (quarantine / "a_huge_field.csv").read_bytes() == huge
+    assert (quarantine / "b_binary.csv").read_bytes() == junk
+    assert not result.ok and "QUARANTINED volcano/b_binary.csv" in result.summary()
+
+    # A later refresh is not stuck on them.
+    again = refresh(root, run_repro=False)
+    assert again.outcomes == [] and again.ok
+
+
+# Runs the refresh transaction (the prefect-free core of the flow) in a forked process per
+# case and kills it with SIGKILL at the case's point; one interpreter start for all cases.
+_KILL_CHILD = """\
+import json, os, signal, sys, traceback
+from datetime import datetime, timezone
+from pathlib import Path
+import yaml
+from pipeline.data.registry import parse_catalogues
+from pipeline.flows import raw_merge, refresh_journal, versions
+
+def kill_after(module, name, only=None):
+    original = getattr(module, name)
+    def wrapper(*args, **kwargs):
+        if only == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        out = original(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+        return out
+    setattr(module, name, wrapper)
+
+def run(project, point, record):
+    module, name = point.split(".")
+    kill_after({"journal": refresh_journal, "versions": versions}[module], name,
+               "before" if name == "atomic_write" else None)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    specs = parse_catalogues(params["ingest"]["catalogues"])
+    items = [(c, project / "data/incoming" / c / "batch1.csv") for c in ("volcano", "flood")]
+    plan = raw_merge.plan_batch(items, specs, project / "data/raw", 0.25)
+    now = datetime.now(timezone.utc)
+    def finish(outcomes, step):
+        if record:
+            versions.write_version(project, project / "data/raw", {}, [],
+                                   project / "reports/summary.json", now)
+    refresh_journal.apply_in_transaction(
+        project, plan, now, finish,
+        marker=project / "reports/versions.json" if record else None,
+        also_guard=[project / "reports/version_comparison.json"] if record else [])
+
+killed = []
+for project, point, record in json.loads(sys.argv[1]):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            run(Path(project), point, record)
+        except BaseException:
+            traceback.print_exc()
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    killed.append(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL)
+print(json.dumps(killed))
+"""
+
+# (case id, where the process is killed, whether a version is recorded, journal left behind)
+_KILL_CASES = [
+    ("before-journal", "journal.atomic_write", False, False),  # backups written, no journal
+    ("mid-append", "journal.replace_raw_file", False, True),  # volcano appended, flood not
+    ("mid-move", "journal.finish_merged_file", False, True),  # one file in processed/
+    ("after-version", "versions.write_version", True, True),  # committed, journal not deleted
+]
+
+
+def test_kill_9_then_refresh_gives_every_row_exactly_once(
+    prefect_harness: None, template_project: Path, tmp_path: Path
+) -> None:
+    projects = {}
+    for case, *_ in _KILL_CASES:
+        projects[case] = shutil.copytree(template_project, tmp_path / case, symlinks=True)
+        _drop(projects[case], "volcano", "batch1.csv", NEW_VOLCANO)
+        _drop(projects[case], "flood", "batch1.csv", NEW_FLOOD)
+    cases = [(str(projects[case]), point, record) for case, point, record, _ in _KILL_CASES]
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_CHILD, json.dumps(cases)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [True] * len(_KILL_CASES), proc.stderr
+
+    for case, point, _, journal_left in _KILL_CASES:
+        project = projects[case]
+        assert (project / JOURNAL_NAME).is_file() == journal_left, case
+        if case == "mid-append":  # killed between the two raw replaces
+            assert (project / "data" / "raw" / "volerup.csv").read_bytes() == VOLCANO_AFTER
+            assert (project / "data" / "raw" / "flood.csv").read_bytes() == FLOOD_RAW
+        n_versions = len(json.loads((project / "reports" / "versions.json").read_text()))
+
+        result = refresh(project, run_repro=False)
+
+        assert (project / "data" / "raw" / "volerup.csv").read_bytes() == VOLCANO_AFTER, case
+        assert (project / "data" / "raw" / "flood.csv").read_bytes() == FLOOD_AFTER, case
+        for catalogue, rejects in (("volcano", ["batch1.rejects.csv"]), ("flood", [])):
+            folder = project / "data" / "incoming" / catalogue
+            assert not (folder / "batch1.csv").exists(), case
+            files = sorted(p.name for p in (folder / "processed").iterdir())
+            assert files == sorted(["batch1.csv", "batch1.csv.json", *rejects]), case
+        assert not (project / JOURNAL_NAME).exists() and not (project / BACKUP_DIR).exists()
+        if point == "versions.write_version":  # committed before the kill: kept as it is
+            assert n_versions == 2 and result.outcomes == [], case
+            assert result.recovered is not None and "changes are kept" in result.recovered
+        else:
+            assert n_versions == 1 and result.appended == {"volcano": 2, "flood": 1}, case
+            if journal_left:
+                assert result.recovered is not None and "rolled back" in result.recovered
+            else:
+                assert result.recovered is None, case

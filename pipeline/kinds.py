@@ -1,0 +1,28 @@
+"""The model names of geosgm and which trained weights each uses (no torch: stages that only
+move files or read metrics import this, not :mod:`pipeline.zoo`)."""
+
+from __future__ import annotations
+
+__all__ = ["MODEL_KINDS", "TRAINED_FROM", "check_kind"]
+
+MODEL_KINDS: tuple[str, ...] = ("rsgm", "ambient_raw", "ambient_rb", "ambient_rb_corrected")
+"""Every model name; all but the last are trained."""
+
+TRAINED_FROM: dict[str, str] = {
+    "rsgm": "rsgm",
+    "ambient_raw": "ambient_raw",
+    "ambient_rb": "ambient_rb",
+    "ambient_rb_corrected": "ambient_rb",
+}
+"""Which trained checkpoint each model uses (the corrected model reuses ``ambient_rb``)."""
+
+
+def check_kind(kind: str) -> str:
+    """Return ``kind`` if it is a known model name.
+
+    Raises:
+        ValueError: If it is not.
+    """
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model {kind!r}; known: {', '.join(MODEL_KINDS)}")
+    return kind
