@@ -49,8 +49,10 @@ def _read_json(path: Path) -> Any:
     """Parse a JSON file, naming it in the error."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(
+            f"{path} is not valid JSON ({exc}); rerun `dvc repro` to write it again"
+        ) from exc
 
 
 def _revision_label(repo: Path, rev: str) -> str:
@@ -166,7 +168,7 @@ def run(args: argparse.Namespace) -> Path:
             raise ValueError(f"{args.params}: report.{key} must be a string")
     summary_file = args.repo / args.summary
     if not summary_file.is_file():
-        raise FileNotFoundError(f"{summary_file} (written by the evaluate stage) is missing")
+        raise FileNotFoundError(f"{summary_file} (written by the summarize stage) is missing")
     summary = _read_json(summary_file)
     validate_summary(summary, str(summary_file))
 

@@ -398,7 +398,9 @@ def test_missing_summary_at_a_dvc_revision_is_a_clear_error(tmp_path: Path) -> N
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_report_stage_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_report_stage_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """stages.report on a fixture tree: loss curves drawn, previous version read from git."""
     from stages.report import main
 
@@ -434,6 +436,12 @@ def test_report_stage_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
     Path("reports/maps/volcano/rsgm.png").unlink()
     assert main([]) == 1  # a missing map fails the stage with a message
+
+    summary_path.write_text('{"results": {"volcano"')  # a corrupt summary: one line, exit 1
+    assert main([]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("report: error: reports/summary.json is not valid JSON"), err
+    assert "rerun `dvc repro`" in err[-1]
 
 
 def test_optional_per_seed_values_may_be_absent(tmp_path: Path) -> None:

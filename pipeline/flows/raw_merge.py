@@ -22,6 +22,12 @@ volcano with a different date is a new event — when the raw layout has a date 
 the raw layout is latitude and longitude only (as the shipped raw files are), the identity
 is the location.
 
+**Catalogues that record repeats** (:func:`records_repeats`): when the raw file itself holds
+rows with the same identity (volcano: 827 eruptions as 827 rows at 267 locations, 560 of
+them repeats), a repeated row is how the catalogue records a repeated event, so rows are not
+matched against it; there a file is a duplicate only as a whole, when its bytes were already
+merged (its SHA-256 is in a ``processed/`` record) or appear earlier in the same batch.
+
 **Unreadable files**: a file that cannot be read for any reason (an ``OSError``, bytes that
 are not UTF-8, NUL bytes, a CSV error such as a field over csv's 128 KB limit, any
 :class:`~pipeline.data.errors.CatalogueError` of the reader or the validation, the reject
@@ -362,6 +368,31 @@ def _read_incoming(
     return reasons, table, cat
 
 
+def records_repeats(n_distinct: int, n_rows: int) -> bool:
+    """Whether a raw catalogue records repeated events as repeated rows (see the module doc).
+
+    Args:
+        n_distinct: Distinct event identities among its valid rows.
+        n_rows: Its valid rows.
+    """
+    return n_distinct < n_rows
+
+
+def _merged_sha256s(processed_dir: Path) -> set[str]:
+    """SHA-256 of every incoming file already merged (from the ``processed/`` records)."""
+    out: set[str] = set()
+    if not processed_dir.is_dir():
+        return out
+    for record in processed_dir.glob("*.json"):
+        try:
+            sha = json.loads(record.read_text(encoding="utf-8")).get("sha256")
+        except (OSError, ValueError, AttributeError):
+            continue  # not a record of ours
+        if isinstance(sha, str):
+            out.add(sha)
+    return out
+
+
 def plan_catalogue(
     spec: CatalogueSpec, raw_path: Path, paths: Sequence[Path], max_reject_fraction: float
 ) -> CataloguePlan:
@@ -398,6 +429,8 @@ def plan_catalogue(
         event_identity(raw_rows[int(n)].fields, la, lo, raw.lat_index, raw.lon_index)
         for la, lo, n in zip(raw_cat.lat, raw_cat.lon, raw_cat.source_line, strict=True)
     }
+    repeats = records_repeats(len(seen), len(raw_cat.lat))
+    delivered = _merged_sha256s(paths[0].parent / "processed") if repeats and paths else set()
     merged: list[FilePlan] = []
     bad: list[FilePlan] = []
     lines: list[str] = []
@@ -409,10 +442,12 @@ def plan_catalogue(
         by_line = {row.line_number: row for row in table.rows}
         new_lines: list[str] = []
         n_dup = 0
+        redelivered = repeats and table.sha256 in delivered
+        delivered.add(table.sha256)
         for la, lo, n in zip(cat.lat, cat.lon, cat.source_line, strict=True):
             fields, text = _relayout(by_line[int(n)], table, raw)
             key = event_identity(fields, la, lo, raw.lat_index, raw.lon_index)
-            if key in seen:
+            if redelivered or (key in seen and not repeats):
                 n_dup += 1
                 continue
             seen.add(key)

@@ -431,6 +431,34 @@ def _subprocess_env() -> dict[str, str]:
 
 
 @task(name="dvc-repro", cache_policy=NO_CACHE)
+def _stop_process_group(proc: subprocess.Popen[str], grace: float = 20.0) -> None:
+    """SIGINT to ``proc``'s session (its stages checkpoint and exit), SIGKILL after ``grace``."""
+    import signal
+
+    import psutil
+
+    def group_alive() -> bool:  # zombies do not count: whoever adopted them reaps them later
+        for p in psutil.process_iter(["status"]):
+            try:
+                if os.getpgid(p.pid) == proc.pid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                    return True
+            except (ProcessLookupError, psutil.Error):
+                continue
+        return False
+
+    for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            proc.poll()  # reap dvc itself, so only live members keep the group
+            if not group_alive():
+                return
+            time.sleep(0.1)
+
+
 def run_dvc_repro(repo_dir: Path) -> list[str]:
     """Run ``dvc repro`` in the project and return the stages it ran.
 
@@ -444,13 +472,27 @@ def run_dvc_repro(repo_dir: Path) -> list[str]:
         RefreshError: If ``dvc repro`` fails; the message holds the end of its output.
     """
     cmd = [sys.executable, "-m", "dvc", "repro"]
-    proc = subprocess.run(
-        cmd, cwd=repo_dir, capture_output=True, text=True, env=_subprocess_env(), check=False
+    # Its own session, and on any exception (Prefect turns SIGTERM into one while the flow
+    # runs) the whole tree is asked to stop and waited for before the caller rolls back:
+    # subprocess.run would SIGKILL dvc alone and leave its stage writing outputs.
+    proc = subprocess.Popen(
+        cmd,
+        cwd=repo_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_subprocess_env(),
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = proc.communicate()
+    except BaseException:
+        _stop_process_group(proc)
+        raise
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
+        tail = "\n".join((stdout + stderr).splitlines()[-30:])
         raise RefreshError(f"`dvc repro` failed in {repo_dir} (exit {proc.returncode}):\n{tail}")
-    stages = [m.group(1) for line in proc.stdout.splitlines() if (m := _STAGE_RAN.match(line))]
+    stages = [m.group(1) for line in stdout.splitlines() if (m := _STAGE_RAN.match(line))]
     _say(f"dvc repro: {len(stages)} stage(s) ran: {stages}")
     return stages
 

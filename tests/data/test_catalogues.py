@@ -384,3 +384,11 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path: Path) -> None:
         atomic_write(target, failing)
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_field_over_the_csv_limit_is_one_error_naming_file_and_line(tmp_path: Path) -> None:
+    """csv refuses fields over 128 KB; that used to be a 150-line traceback naming nothing."""
+    path = tmp_path / "huge.csv"
+    path.write_bytes(b'lat,lon,note\n1.0,2.0,ok\n3.0,4.0,"' + b"x" * 200_000 + b'"\n')
+    with pytest.raises(CatalogueError, match=r"huge\.csv: line 3: unreadable CSV \(field larger"):
+        read_raw(path, _spec())

@@ -472,6 +472,28 @@ def test_duplicates_are_full_rows_not_locations(prefect_harness: None, tmp_path:
     assert result.appended == {"volcano": 2} and result.duplicates == {"volcano": 6}
 
 
+def test_a_catalogue_that_records_repeats_takes_new_eruptions_at_known_volcanoes(
+    prefect_harness: None, tmp_path: Path
+) -> None:
+    """Lat/lon-only volcano rows repeat (827 eruptions at 267 places): a row is never a
+    duplicate there, but a file delivered twice is."""
+    raw_bytes = b"Latitude,Longitude\n-30.2,-178.47\n30.78,130.28\n30.78,130.28\n"
+    root = _mini_project(tmp_path, raw_bytes, "lat_col: Latitude, lon_col: Longitude")
+    batch = b"Latitude,Longitude\n30.78,130.28\n-30.2,-178.47\n"  # two eruptions at known places
+    _drop(root, "volcano", "2026-11.csv", batch)
+    _drop(root, "volcano", "2026-11-copy.csv", batch)  # the same file twice in one batch
+    result = refresh(root, run_repro=False)
+    raw = root / "data" / "raw" / "volerup.csv"
+    assert raw.read_bytes() == raw_bytes + b"30.78,130.28\n-30.2,-178.47\n"
+    # Files are taken in name order: "2026-11-copy.csv" first.
+    assert [(o.n_appended, o.n_duplicates) for o in result.merged] == [(2, 0), (0, 2)]
+
+    _drop(root, "volcano", "again.csv", batch)  # re-delivered in a later refresh
+    result = refresh(root, run_repro=False)
+    assert raw.read_bytes() == raw_bytes + b"30.78,130.28\n-30.2,-178.47\n"
+    assert [(o.n_appended, o.n_duplicates) for o in result.merged] == [(0, 2)]
+
+
 def test_unreadable_files_are_quarantined_with_all_reasons_and_the_batch_goes_on(
     prefect_harness: None, tmp_path: Path
 ) -> None:
