@@ -777,6 +777,8 @@ def read_summary_at_revision(
     where = f"{summary_path} at {rev}"
     if rev == "workspace":
         file = repo / summary_path
+        if not file.exists() and summary_path == DEFAULT_SUMMARY_PATH:
+            file = repo / LEGACY_SUMMARY_PATH if (repo / LEGACY_SUMMARY_PATH).exists() else file
         if not file.exists():
             raise FileNotFoundError(f"{file} does not exist in the workspace")
         text = file.read_text(encoding="utf-8")
