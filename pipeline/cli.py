@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -85,7 +86,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from pipeline.reporting import compare_revisions
+    from pipeline.report.revisions import compare_revisions
 
     repo = _repo_dir(args.repo)
     try:
@@ -137,6 +138,128 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         serve(_repo_dir(args.repo), cron=args.cron)
     if sup.signum is not None:  # prefect.serve swallows the KeyboardInterrupt
         raise Interrupted(sup.signum, sup.killed)
+    return EXIT_OK
+
+
+def _params_section(repo: Path, name: str) -> dict[str, Any]:
+    """One checked section of the project's params.yaml (``{}`` when absent)."""
+    import yaml
+
+    from pipeline.params_schema import check_section
+
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    value = params.get(name) or {}
+    check_section(name, value, str(path))
+    return dict(value)
+
+
+def _check_catalogue(repo: Path, catalogue: str) -> None:
+    known = list(_params_section(repo, "ingest").get("catalogues", {}))
+    if catalogue not in known:
+        raise ValueError(f"unknown catalogue {catalogue!r} (catalogues: {', '.join(known)})")
+
+
+def _load_models(args: argparse.Namespace) -> tuple[Path, dict[str, Any], dict[int, Any]]:
+    from pipeline.query.density import load_seed_models
+
+    repo = _repo_dir(args.repo)
+    _check_catalogue(repo, args.catalogue)
+    settings = _params_section(repo, "evaluate")
+    seeds = None if args.seeds is None else _seed_list(args.seeds)
+    models = load_seed_models(
+        repo / "data" / "models", args.catalogue, args.model, seeds, device=args.device
+    )
+    return repo, settings, models
+
+
+def _seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: expected integers like 0,1,2") from None
+    if not seeds:
+        raise ValueError(f"--seeds {text!r}: no seed given")
+    return seeds
+
+
+def _query_errors() -> tuple[type[BaseException], ...]:
+    from pipeline.checkpoints import CheckpointError
+    from pipeline.query.points import PointsError
+    from pipeline.schema import ParamsError
+
+    return (PointsError, ParamsError, CheckpointError, ValueError, FileNotFoundError)
+
+
+def _cmd_density(args: argparse.Namespace) -> int:
+    try:
+        from pipeline.query.points import PointsError, parse_latlon_pairs, read_points_csv
+
+        if args.points is not None and args.coords:
+            raise PointsError("give LAT LON pairs or --points FILE.csv, not both")
+        if args.points is not None:
+            lat, lon = read_points_csv(args.points)
+        else:
+            lat, lon = parse_latlon_pairs(args.coords)
+        _, settings, models = _load_models(args)
+        from pipeline.query.density import query_density
+
+        table = query_density(
+            models,
+            lat,
+            lon,
+            rtol=float(settings.get("rtol", 1e-5)),
+            atol=float(settings.get("atol", 1e-5)),
+            batch_size=int(settings.get("batch_size", 4096)),
+        )
+    except _query_errors() as exc:
+        print(f"geosgm density: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return EXIT_FAILED
+    from pipeline.query.render import density_csv, density_text
+
+    header = (
+        f"{args.catalogue}/{args.model}, seeds {list(table.seeds)}: log-density in nats per "
+        f"steradian (mean and sd over seeds), density per km² with Earth radius "
+        f"{table.radius_km} km"
+    )
+    if args.csv is not None:
+        from pipeline.atomic import atomic_write
+
+        atomic_write(
+            Path(args.csv), lambda tmp: tmp.write_text(density_csv(table, header)), suffix=".csv"
+        )
+        print(f"geosgm density: wrote {len(table.lat)} points to {args.csv}")
+    elif args.format == "csv":
+        sys.stdout.write(density_csv(table, header))
+    else:
+        print(density_text(table, header))
+    return EXIT_OK
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    try:
+        from pipeline.query.synthetic import FORMATS, sample_catalogue, write_catalogue
+
+        out = Path(args.out)
+        if out.suffix.lower() not in FORMATS:
+            raise ValueError(
+                f"{out}: unsupported output format {out.suffix!r} (use {', '.join(FORMATS)})"
+            )
+        repo, _, models = _load_models(args)
+        steps = int(args.steps or _params_section(repo, "maps").get("sample_steps", 300))
+        if steps < 1:
+            raise ValueError(f"--steps must be at least 1, got {steps}")
+        catalogue = sample_catalogue(models, args.n, args.seed, steps)
+    except _query_errors() as exc:
+        print(f"geosgm sample: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return EXIT_FAILED
+    comment = (
+        f"geosgm sample: {args.n} events from {args.catalogue}/{args.model}, seeds "
+        f"{list(models)} (equal-weight mixture), reverse geodesic random walk with {steps} "
+        f"steps, --seed {args.seed}"
+    )
+    write_catalogue(catalogue, out, comment=comment)
+    print(f"geosgm sample: wrote {args.n} events to {out}")
     return EXIT_OK
 
 
@@ -204,6 +327,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     profile.add_argument("name", help="profile name, e.g. paper or smoke")
     profile.set_defaults(func=_cmd_profile)
+
+    def model_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("catalogue", help="catalogue name, e.g. volcano")
+        p.add_argument("model", help="model name, e.g. rsgm")
+        p.add_argument("--seeds", default=None, help="trained seeds, e.g. 0,1 (default: all)")
+        p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+
+    density = sub.add_parser(
+        "density", help="log-density and density per km² of a trained model at points"
+    )
+    model_args(density)
+    density.add_argument("coords", nargs="*", metavar="LAT LON", help="points, degrees")
+    density.add_argument("--points", default=None, help="CSV file with lat, lon columns")
+    density.add_argument("--format", choices=("table", "csv"), default="table")
+    density.add_argument("--csv", default=None, help="write the table to this CSV file")
+    density.set_defaults(func=_cmd_density)
+
+    sample = sub.add_parser("sample", help="draw a synthetic catalogue from a trained model")
+    model_args(sample)
+    sample.add_argument("-n", type=int, required=True, help="number of events")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.add_argument("--steps", type=int, default=None, help="walk steps (maps.sample_steps)")
+    sample.add_argument("--out", required=True, help="output file: .csv, .parquet (GeoParquet)")
+    sample.set_defaults(func=_cmd_sample)
 
     serve = sub.add_parser("serve", help="serve the refresh flow on a cron schedule (Prefect)")
     serve.add_argument("--cron", default="0 3 * * *", help="cron schedule (default: 03:00 daily)")

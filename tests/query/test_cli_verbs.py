@@ -1,0 +1,143 @@
+"""`geosgm density` and `geosgm sample` on a project with a tiny trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pipeline import cli, zoo
+from pipeline.training import TrainConfig, train, write_model_card
+
+CONFIG = {
+    "manifold": {"name": "sphere", "dim": 2},
+    "schedule": {"kind": "linear", "beta_0": 0.001, "beta_1": 5.0, "T": 1.0},
+    "network": {"hidden": 16, "depth": 2, "activation": "sine"},
+    "loss": {"t_sampler": "log_uniform", "eps": 0.001},
+}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("project")
+    (repo / "dvc.yaml").write_text("stages: {}\n")
+    params = {
+        "ingest": {
+            "catalogues": {"tiny": {"file": "tiny.csv", "lat_col": "lat", "lon_col": "lon"}}
+        },
+        "evaluate": {"rtol": 1e-3, "atol": 1e-3},
+        "maps": {"sample_steps": 20},
+    }
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    manifold = zoo.build_manifold(CONFIG["manifold"])
+    schedule = zoo.build_schedule(CONFIG["schedule"])
+    data = manifold.random_uniform(
+        128, dtype=torch.float32, generator=torch.Generator().manual_seed(1)
+    )
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        out = repo / "data" / "models" / "tiny" / "rsgm" / f"seed{seed}"
+        write_model_card(out, "rsgm", CONFIG)
+        net = zoo.build_network("rsgm", CONFIG, manifold)
+        loss_fn = zoo.build_loss("rsgm", CONFIG, manifold, schedule)
+        cfg = TrainConfig(steps=5, batch_size=32, checkpoint_every=5, log_every=5, device="cpu")
+        train(net, loss_fn, data, cfg, out, progress=False)
+    return repo
+
+
+def _run(project: Path, *argv: str) -> int:
+    return cli.main(["--repo", str(project), *argv])
+
+
+def test_density_table_csv_and_file(
+    project: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert _run(project, "density", "tiny", "rsgm", "10", "20", "-33.5", "200") == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0].startswith("tiny/rsgm, seeds [0, 1]: log-density in nats per steradian")
+    assert "6371.0088 km" in shown[0] and len(shown) == 4
+    assert shown[3].split()[:2] == ["-33.5000", "-160.0000"]
+
+    assert _run(project, "density", "tiny", "rsgm", "10", "20", "--format", "csv") == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if not r.startswith("#")]
+    assert rows[0].split(",")[:5] == [
+        "lat",
+        "lon",
+        "log_density",
+        "log_density_sd",
+        "density_per_km2",
+    ]
+    values = [float(v) for v in rows[1].split(",")]
+    # a barely trained model is near uniform: log p ≈ -log 4π, and the two seeds differ
+    assert abs(values[2] + np.log(4 * np.pi)) < 0.5 and values[3] > 0
+    assert values[4] == pytest.approx(np.exp(values[2]) / 6371.0088**2, rel=1e-5)
+    assert np.mean(values[5:7]) == pytest.approx(values[2], abs=1e-6)
+
+    points = tmp_path / "sites.csv"
+    points.write_text("site,lat,lon\na,0,0\nb,45,90\nc,-60,300\n")
+    out = tmp_path / "density.csv"
+    assert (
+        _run(
+            project,
+            "density",
+            "tiny",
+            "rsgm",
+            "--points",
+            str(points),
+            "--csv",
+            str(out),
+            "--seeds",
+            "1",
+        )
+        == 0
+    )
+    assert "wrote 3 points" in capsys.readouterr().out
+    written = [r for r in out.read_text().splitlines() if not r.startswith("#")]
+    assert len(written) == 4 and written[0].endswith("log_density_seed1")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["density", "tiny", "rsgm", "95", "0"], "point 1: latitude 95 is outside [-90, 90]"),
+        (["density", "tiny", "rsgm", "ten", "0"], "point 1: latitude 'ten' is not a number"),
+        (["density", "tiny", "rsgm2", "1", "0"], "unknown model 'rsgm2'"),
+        (["density", "quakes", "rsgm", "1", "0"], "unknown catalogue 'quakes' (catalogues: tiny)"),
+        (["density", "tiny", "ambient_rb", "1", "0"], "run `dvc pull"),
+        (["density", "tiny", "rsgm", "1", "0", "--seeds", "0,7"], "seed(s) [7] not trained"),
+        (["density", "tiny", "rsgm", "--points", "nowhere.csv"], "nowhere.csv: no such file"),
+        (["sample", "tiny", "rsgm", "-n", "5", "--out", "x.xlsx"], "unsupported output format"),
+        (["sample", "tiny", "rsgm", "-n", "0", "--out", "x.csv"], "-n must be at least 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(
+    project: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert _run(project, *argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert err.startswith(f"geosgm {argv[0]}: ")
+
+
+def test_sample_is_reproducible_and_writes_geoparquet(
+    project: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert _run(project, "sample", "tiny", "rsgm", "-n", "40", "--seed", "3", "--out", str(a)) == 0
+    assert _run(project, "sample", "tiny", "rsgm", "-n", "40", "--seed", "3", "--out", str(b)) == 0
+    assert a.read_bytes() == b.read_bytes()
+    lines = a.read_text().splitlines()
+    assert lines[0].startswith("# geosgm sample: 40 events from tiny/rsgm, seeds [0, 1]")
+    assert lines[1] == "lat,lon,model_seed" and len(lines) == 42
+    import geopandas as gpd
+
+    pq = tmp_path / "c.parquet"
+    assert _run(project, "sample", "tiny", "rsgm", "-n", "40", "--seed", "3", "--out", str(pq)) == 0
+    frame = gpd.read_parquet(pq)
+    assert frame.crs.to_epsg() == 4326 and len(frame) == 40
+    first = [float(v) for v in lines[2].split(",")[:2]]
+    assert frame["lat"].iloc[0] == pytest.approx(first[0], abs=1e-6)
+    assert "wrote 40 events" in capsys.readouterr().out
