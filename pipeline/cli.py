@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import sys
@@ -69,7 +70,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if rc != 0:
         print(f"geosgm run: dvc repro failed with exit code {rc}", file=sys.stderr)
         return EXIT_FAILED
+    if args.targets:
+        return _print_target_metrics(repo, args.targets)
     return _cmd_metrics(args)
+
+
+def _print_target_metrics(repo: Path, targets: Sequence[str]) -> int:
+    """After ``geosgm run TARGET...``: the test NLL of each ``evaluate@<cat>-<model>`` target."""
+    for target in targets:
+        name = target.rsplit(":", 1)[-1]
+        if not name.startswith("evaluate@") or "-" not in name:
+            continue
+        catalogue, model = name.removeprefix("evaluate@").split("-", 1)
+        path = repo / "reports" / "metrics" / catalogue / f"{model}.json"
+        m = json.loads(path.read_text(encoding="utf-8"))
+        print(
+            f"{catalogue}/{model}: test NLL {m['mean']:.3f} ± {m['std']:.3f} nats "
+            f"({len(m['per_seed'])} seed(s), {m['n_test']} test events; uniform = "
+            f"{math.log(4 * math.pi):.3f})"
+        )
+    return EXIT_OK
 
 
 def _cmd_metrics(args: argparse.Namespace) -> int:

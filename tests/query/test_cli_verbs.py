@@ -141,3 +141,17 @@ def test_sample_is_reproducible_and_writes_geoparquet(
     first = [float(v) for v in lines[2].split(",")[:2]]
     assert frame["lat"].iloc[0] == pytest.approx(first[0], abs=1e-6)
     assert "wrote 40 events" in capsys.readouterr().out
+
+
+def test_run_with_evaluate_targets_prints_their_nll(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    metrics = tmp_path / "reports" / "metrics" / "volcano"
+    metrics.mkdir(parents=True)
+    (metrics / "rsgm.json").write_text(
+        '{"mean": -3.25, "std": 0.125, "n_test": 84, "per_seed": [{}, {}]}'
+    )
+    assert cli._print_target_metrics(tmp_path, ["evaluate@volcano-rsgm", "maps@volcano-rsgm"]) == 0
+    assert capsys.readouterr().out == (
+        "volcano/rsgm: test NLL -3.250 ± 0.125 nats (2 seed(s), 84 test events; uniform = 2.531)\n"
+    )
