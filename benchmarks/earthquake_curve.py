@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._overrides import apply_overrides  # noqa: E402
 from pipeline import zoo  # noqa: E402
 from pipeline.data.splits import load_split  # noqa: E402
 from pipeline.likelihood import pf_ode_logp  # noqa: E402
@@ -65,13 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     params = load_params(ROOT / "params.yaml")
     config = model_config(params["train"], args.catalogue, args.model)
-    for item in args.set:
-        key, _, value = item.partition("=")
-        node = config
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+    config = apply_overrides(config, args.set)
     parts = load_split(
         ROOT / f"data/processed/{args.catalogue}.nc",
         ROOT / f"data/splits/{args.catalogue}.csv",
