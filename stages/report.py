@@ -6,7 +6,7 @@ Reads the ``report`` section of params.yaml::
       title: geosgm report
       compare_rev: HEAD      # previous version for the versions section (a git revision)
 
-and assembles, with :func:`pipeline.reporting.build_report`:
+and assembles, with :func:`pipeline.report.build.build_report`:
 
 * the test-NLL table of ``reports/summary.json`` beside the published rows;
 * training-loss curves drawn from the ``loss_history`` of every
@@ -32,14 +32,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.reporting import (
-    DEFAULT_SUMMARY_PATH,
-    PreviousVersion,
-    build_report,
-    draw_loss_curves,
-    read_summary_at_revision,
-    validate_summary,
-)
+from pipeline.report.build import build_report
+from pipeline.report.loss_curves import draw_loss_curves
+from pipeline.report.revisions import read_summary_at_revision
+from pipeline.report.summary import DEFAULT_SUMMARY_PATH, validate_summary
+from pipeline.report.versions import PreviousVersion
 from stages.common import load_params, section
 
 SECTION = "report"

@@ -105,12 +105,12 @@ def _read_json(path: Path) -> Any:
 def _compare_summaries(
     previous: Mapping[str, Any], current: Mapping[str, Any], labels: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Compare two metrics summaries with ``pipeline.reporting`` when it is available."""
+    """Compare two metrics summaries with ``pipeline.report.versions`` when it is available."""
     raw = {"previous_summary": previous, "current_summary": current}
     try:
-        from pipeline.reporting import compare_versions, format_version_rows
+        from pipeline.report.versions import compare_versions, format_version_rows
     except ImportError:
-        return {"note": "pipeline.reporting.compare_versions is not available", **raw}
+        return {"note": "pipeline.report.versions.compare_versions is not available", **raw}
     try:
         rows = compare_versions(previous, current)
     except ValueError as exc:
@@ -119,7 +119,7 @@ def _compare_summaries(
         rows, str(labels.get("previous")), str(labels.get("current")), markdown=True
     )
     return {
-        "method": "pipeline.reporting.compare_versions",
+        "method": "pipeline.report.versions.compare_versions",
         "comparison": _jsonable(rows),
         "table_markdown": table,
     }
@@ -136,7 +136,7 @@ def write_version(
     """Append the current model version to ``reports/versions.json`` and compare it.
 
     ``reports/version_comparison.json`` compares it with the previous entry through
-    ``pipeline.reporting.compare_versions(previous_summary, current_summary)`` when that
+    ``pipeline.report.versions.compare_versions(previous_summary, current_summary)`` when that
     exists, else it holds both raw summaries and says so. It is written before the versions
     file, which is written last (the commit marker of a refresh).
 

@@ -1,0 +1,187 @@
+"""The summary metrics: their schema, their checks and statistics over seeds.
+
+The ``summarize`` stage writes ``reports/summary.json`` from the per-model metrics of the
+``evaluate`` stage::
+
+    {"protocol": str, "seeds": [int], "units": str,
+     "results": {catalogue: {model: {"mean": float, "std": float, "ci95": float,
+                                     "n_test": int,
+                                     "per_seed": [{"seed": int, "test_nll": float,
+                                                   "val_nll": float, "nfe": int,
+                                                   "train_steps": int,
+                                                   "train_seconds": float,
+                                                   "normalization": float}, ...]}}}}
+
+The per-model files hold the inner dict plus ``"loss_history": {"<seed>": [[step, loss], ...]}``.
+
+``std`` is the sample standard deviation over seeds (ddof = 1) and ``ci95`` the half-width
+:math:`t_{0.975, n-1}\\,\\mathrm{std}/\\sqrt{n}` of the 95 % confidence interval of the mean
+(:math:`2.776\\,\\mathrm{std}/\\sqrt5` for 5 seeds), as in the published tables.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from pipeline.published import PUBLISHED_CATALOGUES
+
+__all__ = [
+    "DEFAULT_SUMMARY_PATH",
+    "catalogue_order",
+    "seed_mean",
+    "seed_statistics",
+    "summary_models",
+    "unique_in_order",
+    "validate_summary",
+]
+
+
+#: Where the summary metrics live, relative to the repository root.
+DEFAULT_SUMMARY_PATH = "reports/summary.json"
+
+
+#: Keys every ``per_seed`` entry must have; ``val_nll``, ``nfe``, ``train_steps``,
+#: ``train_seconds`` and ``normalization`` are optional (shown as "—" where absent).
+_PER_SEED_REQUIRED: tuple[str, ...] = ("seed", "test_nll")
+
+
+def seed_statistics(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean, sample std (ddof = 1) and 95 % CI half-width of per-seed values.
+
+    Args:
+        values: Per-seed values, length ``n >= 1``.
+
+    Returns:
+        ``(mean, std, ci95)`` with ``ci95 = t_{0.975, n-1} * std / sqrt(n)`` (the exact
+        Student-t quantile); for ``n = 1`` std and ci95 are NaN. The ``std`` and ``ci95`` of
+        a summary are not computed here but by the evaluate stage
+        (:func:`pipeline.metrics.nll_statistics`: std 0.0 for one seed, and t quantiles
+        rounded to 3 decimals up to 10 seeds).
+
+    Raises:
+        ValueError: If ``values`` is empty or holds non-finite numbers.
+    """
+    from scipy import stats
+
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
+        raise ValueError(f"seed_statistics needs a non-empty 1-D finite sequence, got {values!r}")
+    n = arr.size
+    mean = float(arr.mean())
+    if n == 1:
+        return mean, math.nan, math.nan
+    std = float(arr.std(ddof=1))
+    ci95 = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n))
+    return mean, std, ci95
+
+
+def validate_summary(summary: Mapping[str, Any], where: str = "summary") -> None:
+    """Check a summary-metrics dict against the schema described in the module docstring.
+
+    Args:
+        summary: The parsed ``summary.json``.
+        where: Name used in error messages (e.g. the file or revision it came from).
+
+    Raises:
+        ValueError: Naming the first missing key or wrongly typed value.
+    """
+    if not isinstance(summary, Mapping):
+        raise ValueError(f"{where}: expected a JSON object, got {type(summary).__name__}")
+    for key in ("protocol", "seeds", "units", "results"):
+        if key not in summary:
+            raise ValueError(f"{where}: missing top-level key {key!r}")
+    results = summary["results"]
+    if not isinstance(results, Mapping):
+        raise ValueError(f"{where}: 'results' must map catalogue -> model -> metrics")
+    for cat, models in results.items():
+        if not isinstance(models, Mapping):
+            raise ValueError(f"{where}: results[{cat!r}] must map model -> metrics")
+        for model, entry in models.items():
+            loc = f"{where}: results[{cat!r}][{model!r}]"
+            if not isinstance(entry, Mapping):
+                raise ValueError(f"{loc} must be an object")
+            for key in ("mean", "std", "ci95", "n_test", "per_seed"):
+                if key not in entry:
+                    raise ValueError(f"{loc} is missing {key!r}")
+            for key in ("mean", "std", "ci95"):
+                if not isinstance(entry[key], (int, float)) or isinstance(entry[key], bool):
+                    raise ValueError(f"{loc}[{key!r}] must be a number, got {entry[key]!r}")
+            if not isinstance(entry["per_seed"], list) or not entry["per_seed"]:
+                raise ValueError(f"{loc}['per_seed'] must be a non-empty list")
+            for i, row in enumerate(entry["per_seed"]):
+                if not isinstance(row, Mapping):
+                    raise ValueError(f"{loc}['per_seed'][{i}] must be an object")
+                missing = [k for k in _PER_SEED_REQUIRED if k not in row]
+                if missing:
+                    raise ValueError(f"{loc}['per_seed'][{i}] is missing {missing}")
+                for key, value in row.items():
+                    if key != "seed" and key in _OPTIONAL_NUMBERS + ("test_nll",):
+                        if not isinstance(value, (int, float)) or isinstance(value, bool):
+                            raise ValueError(
+                                f"{loc}['per_seed'][{i}][{key!r}] must be a number, got {value!r}"
+                            )
+
+
+_OPTIONAL_NUMBERS: tuple[str, ...] = (
+    "val_nll",
+    "nfe",
+    "train_steps",
+    "train_seconds",
+    "normalization",
+)
+
+
+def seed_mean(entry: Mapping[str, Any], key: str) -> float | None:
+    """Mean of an optional per-seed value over the seeds that record it (``None`` if none do).
+
+    Args:
+        entry: One ``results[catalogue][model]`` entry of a summary.
+        key: Per-seed key, e.g. ``"train_steps"``.
+
+    Returns:
+        The mean, or ``None``.
+    """
+    values = [float(r[key]) for r in entry["per_seed"] if r.get(key) is not None]
+    return float(np.mean(values)) if values else None
+
+
+def catalogue_order(names: Iterable[str]) -> list[str]:
+    """Published catalogues first (in table order), then the others alphabetically.
+
+    Args:
+        names: Catalogue names (duplicates allowed).
+
+    Returns:
+        Each name once, in report order.
+    """
+    names = set(names)
+    head = [c for c in PUBLISHED_CATALOGUES if c in names]
+    return head + sorted(names - set(head))
+
+
+def summary_models(summary: Mapping[str, Any]) -> list[str]:
+    """All model names of a summary, in order of first appearance (the evaluate order).
+
+    Args:
+        summary: Summary metrics dict.
+
+    Returns:
+        Each model once.
+    """
+    return unique_in_order(m for models in summary["results"].values() for m in models)
+
+
+def unique_in_order(names: Iterable[str]) -> list[str]:
+    """Unique names in order of first appearance.
+
+    Args:
+        names: Names, possibly repeated.
+
+    Returns:
+        Each name once, where it first appears.
+    """
+    return list(dict.fromkeys(names))

@@ -1,0 +1,72 @@
+"""Tests for pipeline.report.revisions: summaries read from git (and DVC) revisions."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+from report_helpers import _git, _summary
+
+from pipeline.report.revisions import compare_revisions, read_summary_at_revision
+from pipeline.report.versions import compare_versions
+
+
+def test_compare_revisions_reads_two_commits(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    path = repo / "reports" / "metrics" / "summary.json"
+    path.parent.mkdir(parents=True)
+    _git(repo, "init", "-q")
+    path.write_text(json.dumps(_summary()))
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "v1")
+    path.write_text(json.dumps(_summary(shift=-0.25, steps=12_000)))
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "v2")
+    path.write_text(json.dumps(_summary(shift=-0.5)))  # uncommitted workspace version
+
+    old = read_summary_at_revision(repo, "HEAD~1")
+    assert (
+        old["results"]["volcano"]["rsgm"]["mean"]
+        == _summary()["results"]["volcano"]["rsgm"]["mean"]
+    )
+    rows = compare_versions(old, read_summary_at_revision(repo, "HEAD"))
+    nll = [r for r in rows if r.metric == "test_nll_mean"]
+    assert len(nll) == 4
+    assert all(math.isclose(r.diff or 0.0, -0.25, abs_tol=1e-12) and r.better == "B" for r in nll)
+
+    text = compare_revisions(repo, "HEAD~1", "HEAD")
+    assert "A = HEAD~1, B = HEAD" in text
+    nll_lines = [ln for ln in text.splitlines() if " test_nll_mean " in ln]
+    assert len(nll_lines) == 4 and all("-0.2500" in ln and "HEAD " in ln for ln in nll_lines)
+    assert "+2000" in text
+    assert "HEAD is better on 4 of 4" in text
+    ws = compare_revisions(repo, "HEAD", "workspace")
+    assert sum("-0.2500" in ln for ln in ws.splitlines() if " test_nll_mean " in ln) == 4
+    with pytest.raises(FileNotFoundError, match="HEAD~5"):
+        read_summary_at_revision(repo, "HEAD~5")
+
+
+def test_missing_summary_at_a_dvc_revision_is_a_clear_error(tmp_path: Path) -> None:
+    """A revision before the first metrics commit: FileNotFoundError, and exit code 1."""
+    import sys
+
+    from pipeline.cli import main as cli_main
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    (repo / "dvc.yaml").write_text("stages: {}\n")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "no metrics yet")
+    path = repo / "reports" / "metrics" / "summary.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(_summary()))
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "v1")
+    with pytest.raises(FileNotFoundError, match="HEAD~1"):
+        read_summary_at_revision(repo, "HEAD~1")
+    assert cli_main(["--repo", str(repo), "compare", "HEAD~1", "HEAD"]) == 1
