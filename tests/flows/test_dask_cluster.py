@@ -12,85 +12,30 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
+from pipeline.flows.dask_processes import ProcessCluster, local_process_cluster
 from pipeline.flows.runners import DASK_ADDRESS_ENV
 from stages import evaluate, ingest, split, train
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-DASK = str(Path(sys.executable).with_name("dask"))
-
-
-@dataclass
-class Cluster:
-    """A running scheduler and its workers (each its own process session)."""
-
-    address: str
-    scheduler: subprocess.Popen[bytes]
-    workers: list[subprocess.Popen[bytes]]
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """``dask scheduler`` and two single-threaded ``dask worker`` processes, always stopped."""
-    from distributed import Client
+def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
+    """A scheduler and two single-threaded worker processes, stopped in every outcome."""
     from prefect.settings import PREFECT_API_URL
 
     # Workers run Prefect's task engine: they report to the test's Prefect API.
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
     env.pop(DASK_ADDRESS_ENV, None)
-    logs = tmp_path / "dask-logs"
-    logs.mkdir()
-    info = tmp_path / "scheduler.json"
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        procs.append(
-            subprocess.Popen(
-                [DASK, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                 "--scheduler-file", str(info)],
-                env=env, stderr=(logs / "scheduler.log").open("wb"), start_new_session=True,
-            )
-        )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while not info.is_file():
-            assert time.monotonic() < deadline, "the scheduler did not start within 30 s"
-            time.sleep(0.05)
-        address = json.loads(info.read_text())["address"]
-        for i in range(2):
-            procs.append(
-                subprocess.Popen(
-                    [DASK, "worker", address, "--nthreads", "1", "--no-nanny", "--no-dashboard",
-                     "--name", f"w{i}", "--local-directory", str(tmp_path / f"worker{i}")],
-                    env=env, stderr=(logs / f"worker{i}.log").open("wb"),
-                    start_new_session=True,
-                )
-            )  # fmt: skip
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
-        yield Cluster(address, procs[0], procs[1:])
-    finally:
-        _stop(procs)
+    with local_process_cluster(2, tmp_path / "cluster", env=env) as running:
+        yield running
 
 
 def _params(tmp_path: Path, spec: dict[str, object], steps: int) -> Path:
@@ -158,7 +103,7 @@ def _weights(out: Path) -> dict[int, bytes]:
 
 
 def test_train_and_evaluate_on_a_multi_process_cluster_match_threads(  # type: ignore[no-untyped-def]
-    tiny_catalogue, tmp_path: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+    tiny_catalogue, tmp_path: Path, cluster: ProcessCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     params, data = _prepare(tiny_catalogue, tmp_path, steps=40)
     assert _train(params, data, tmp_path / "thread") == 0
@@ -182,7 +127,7 @@ def test_train_and_evaluate_on_a_multi_process_cluster_match_threads(  # type: i
     assert all(n > 0 for n in _tasks_run(cluster).values())  # both workers took tasks
 
 
-def _tasks_run(cluster: Cluster) -> dict[str, int]:
+def _tasks_run(cluster: ProcessCluster) -> dict[str, int]:
     from distributed import Client
 
     def executed(dask_worker) -> int:  # type: ignore[no-untyped-def]
@@ -193,7 +138,7 @@ def _tasks_run(cluster: Cluster) -> dict[str, int]:
 
 
 def test_a_killed_worker_loses_no_work(  # type: ignore[no-untyped-def]
-    tiny_catalogue, tmp_path: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+    tiny_catalogue, tmp_path: Path, cluster: ProcessCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     steps = 800
     params, data = _prepare(tiny_catalogue, tmp_path, steps=steps)

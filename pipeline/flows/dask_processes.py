@@ -1,0 +1,123 @@
+"""A Dask cluster of separate processes on this machine: ``dask scheduler`` + ``dask worker``s.
+
+What a lab's cluster looks like, on one machine: the scheduler and every worker are their own
+processes (each in its own session, so a Ctrl-C in the terminal reaches them only through
+:func:`local_process_cluster`'s clean-up), started with the ``dask`` command of this
+environment. Used by the tests and benchmarks of the Dask runner; point the stages at it with
+``GEOSGM_DASK_ADDRESS=<address>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ProcessCluster", "local_process_cluster"]
+
+
+@dataclass
+class ProcessCluster:
+    """A running scheduler and its workers.
+
+    Attributes:
+        address: The scheduler's address (``tcp://127.0.0.1:PORT``).
+        scheduler: The scheduler process.
+        workers: The worker processes (no nanny: a killed worker stays dead).
+    """
+
+    address: str
+    scheduler: subprocess.Popen[bytes]
+    workers: list[subprocess.Popen[bytes]]
+
+
+def _stop(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@contextmanager
+def local_process_cluster(
+    n_workers: int,
+    workdir: str | Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    grace: float = 10.0,
+) -> Iterator[ProcessCluster]:
+    """Start a scheduler and ``n_workers`` single-threaded workers on 127.0.0.1.
+
+    Args:
+        n_workers: Number of worker processes (>= 1).
+        workdir: Folder for the scheduler file, the workers' local directories and the logs
+            (``scheduler.log``, ``worker<i>.log``).
+        env: Environment of the processes (default: this one). Workers that run Prefect
+            tasks need ``PREFECT_API_URL`` to reach the flow's API.
+        timeout: Seconds to wait for the scheduler and every worker.
+        grace: Seconds between SIGTERM and SIGKILL when stopping.
+
+    Yields:
+        The :class:`ProcessCluster`; every process is stopped on exit, in every outcome.
+
+    Raises:
+        ValueError: ``n_workers < 1``.
+        TimeoutError: The cluster did not come up within ``timeout``.
+    """
+    if n_workers < 1:
+        raise ValueError(f"n_workers must be >= 1, got {n_workers}")
+    from distributed import Client
+
+    dask = str(Path(sys.executable).with_name("dask"))
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    info = workdir / "scheduler.json"
+    info.unlink(missing_ok=True)
+    environ = dict(os.environ if env is None else env)
+    procs: list[subprocess.Popen[bytes]] = []
+    with ExitStack() as logs:
+        try:
+            log = logs.enter_context((workdir / "scheduler.log").open("wb"))
+            procs.append(
+                subprocess.Popen(
+                    [dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                     "--no-dashboard", "--scheduler-file", str(info)],
+                    env=environ, stderr=log, start_new_session=True,
+                )
+            )  # fmt: skip
+            deadline = time.monotonic() + timeout
+            while not info.is_file():
+                if procs[0].poll() is not None or time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"the Dask scheduler did not start (see {workdir / 'scheduler.log'})"
+                    )
+                time.sleep(0.05)
+            address = str(json.loads(info.read_text())["address"])
+            for i in range(n_workers):
+                log = logs.enter_context((workdir / f"worker{i}.log").open("wb"))
+                procs.append(
+                    subprocess.Popen(
+                        [dask, "worker", address, "--nthreads", "1", "--no-nanny",
+                         "--no-dashboard", "--name", f"w{i}",
+                         "--local-directory", str(workdir / f"worker{i}")],
+                        env=environ, stderr=log, start_new_session=True,
+                    )
+                )  # fmt: skip
+            with Client(address, timeout=timeout) as client:
+                client.wait_for_workers(n_workers, timeout=timeout)
+            yield ProcessCluster(address, procs[0], procs[1:])
+        finally:
+            _stop(procs, grace)
