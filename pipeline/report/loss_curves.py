@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.atomic import atomic_write
+from pipeline.report.summary import read_report_json
 
-__all__ = ["draw_loss_curves"]
+__all__ = ["draw_loss_curves", "loss_figures"]
 
 
 def _smooth(y: np.ndarray, window: int) -> np.ndarray:
@@ -117,3 +118,53 @@ def _seed_key(seed: str) -> tuple[int, str]:
 def _atomic_savefig(fig: Any, out: Path, dpi: int) -> None:
     """Save a matplotlib figure as PNG atomically."""
     atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"), ".png")
+
+
+def loss_figures(
+    summary: Mapping[str, Any], metrics_dir: Path, figures_dir: Path
+) -> dict[str, Path]:
+    """Draw one loss-curve figure per catalogue from the per-model metrics files.
+
+    Args:
+        summary: Validated summary (gives the catalogues and models).
+        metrics_dir: Folder of ``<catalogue>/<model>.json``.
+        figures_dir: Output folder (``<catalogue>.png``).
+
+    Returns:
+        ``catalogue -> PNG`` for catalogues with at least one loss history.
+
+    Raises:
+        FileNotFoundError: If a per-model metrics file is missing.
+        ValueError: If one is malformed.
+    """
+    out: dict[str, Path] = {}
+    for cat, models in summary["results"].items():
+        histories: dict[str, Mapping[str, Any]] = {}
+        for model in models:
+            path = metrics_dir / cat / f"{model}.json"
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"per-model metrics {path} (written by evaluate) is missing"
+                )
+            data = read_report_json(path)
+            history = data.get("loss_history") if isinstance(data, Mapping) else None
+            if history is None:
+                continue
+            if not isinstance(history, Mapping):
+                raise ValueError(f"{path}: loss_history must map seed -> [[step, loss], ...]")
+            if not any(len(h) for h in history.values()):
+                continue
+            # a model evaluated from another's weights (ambient_rb_corrected) has its history
+            same = [name for name, h in histories.items() if h == history]
+            if same:
+                histories = {
+                    (f"{name} = {model}" if name == same[0] else name): h
+                    for name, h in histories.items()
+                }
+            else:
+                histories[model] = history
+        if histories:
+            out[cat] = draw_loss_curves(
+                histories, f"{cat}: training loss", figures_dir / f"{cat}.png"
+            )
+    return out

@@ -13,9 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.report.summary import DEFAULT_SUMMARY_PATH, validate_summary
-from pipeline.report.versions import compare_versions, format_version_rows
+from pipeline.report.versions import PreviousVersion, compare_versions, format_version_rows
 
-__all__ = ["LEGACY_SUMMARY_PATH", "compare_revisions", "read_summary_at_revision"]
+__all__ = [
+    "AUTO_REV",
+    "LEGACY_SUMMARY_PATH",
+    "compare_revisions",
+    "previous_distinct_revision",
+    "previous_version",
+    "read_summary_at_revision",
+    "results_fingerprint",
+]
+
+#: ``report.compare_rev`` value: the latest commit whose results differ from this run's.
+AUTO_REV = "auto"
 
 #: Where revisions before the summarize stage declared its inputs kept it (read as a fallback).
 LEGACY_SUMMARY_PATH = "reports/metrics/summary.json"
@@ -122,3 +133,119 @@ def compare_revisions(
     rows = compare_versions(summary_a, summary_b)
     head = f"{summary_path}: A = {rev_a}, B = {rev_b} (lower NLL is better)\n\n"
     return head + format_version_rows(rows, rev_a, rev_b)
+
+
+def results_fingerprint(summary: dict[str, Any]) -> dict[tuple[str, str], tuple[Any, ...]]:
+    """What makes two summaries the same version: every model's per-seed test NLLs.
+
+    Wall-clock fields (training seconds, ODE seconds) are left out: a rerun that reproduces
+    the models bit for bit is the same version, whatever the machine's speed.
+    """
+    out: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for cat, models in summary.get("results", {}).items():
+        for model, entry in models.items():
+            seeds = entry.get("per_seed") or []
+            out[(cat, model)] = (entry.get("mean"), *(s.get("test_nll") for s in seeds))
+    return out
+
+
+def _git_lines(repo: Path, *args: str) -> list[str] | None:
+    proc = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
+    )
+    return proc.stdout.split() if proc.returncode == 0 else None
+
+
+def previous_distinct_revision(
+    repo_dir: str | os.PathLike[str],
+    current: dict[str, Any],
+    summary_path: str = DEFAULT_SUMMARY_PATH,
+    max_revisions: int = 200,
+) -> str | None:
+    """The latest commit (from HEAD back) whose summary's results differ from ``current``.
+
+    Commits that did not touch the summary are skipped by ``git log -- PATH``; commits whose
+    summary equals this run's (:func:`results_fingerprint`: the run was committed, or
+    rerun without a change) are skipped too, so a committed report compares with the version
+    before it instead of with itself.
+
+    Args:
+        repo_dir: Root of the git repository.
+        current: This run's summary.
+        summary_path: Path of ``summary.json`` relative to ``repo_dir``.
+        max_revisions: How many summary-changing commits to look at.
+
+    Returns:
+        A commit hash, or ``None`` (not a git repository, or no earlier different version).
+    """
+    repo = Path(repo_dir)
+    paths = [summary_path] + ([LEGACY_SUMMARY_PATH] if summary_path == DEFAULT_SUMMARY_PATH else [])
+    commits = _git_lines(
+        repo, "log", f"--max-count={max_revisions}", "--format=%H", "HEAD", "--", *paths
+    )
+    mine = results_fingerprint(current)
+    for commit in commits or []:
+        try:
+            theirs = read_summary_at_revision(repo, commit, summary_path)
+        except (FileNotFoundError, ValueError):
+            continue  # the commit deleted or broke the file: not a version to compare with
+        if results_fingerprint(theirs) != mine:
+            return commit
+    return None
+
+
+def _revision_label(repo: Path, rev: str) -> str:
+    """``REV (shorthash)`` when git can resolve ``rev``, else ``REV``."""
+    short = _git_lines(repo, "rev-parse", "--short", f"{rev}^{{commit}}")
+    return f"{rev} ({short[0]})" if short else rev
+
+
+def previous_version(
+    repo_dir: str | os.PathLike[str],
+    rev: str,
+    current: dict[str, Any],
+    summary_path: str = DEFAULT_SUMMARY_PATH,
+) -> PreviousVersion:
+    """The version a report compares with, or a note saying why there is none.
+
+    Args:
+        repo_dir: Repository root.
+        rev: A git revision, or :data:`AUTO_REV` (``"auto"``): the latest commit whose results
+            differ from ``current`` (:func:`previous_distinct_revision`).
+        current: This run's summary.
+        summary_path: Path of ``summary.json`` relative to ``repo_dir``.
+
+    Returns:
+        The previous version; its ``summary`` is ``None`` when there is none (first run, not a
+        git repository, unknown revision, no earlier different results).
+
+    Raises:
+        ValueError: If the summary at ``rev`` exists but is malformed.
+    """
+    repo = Path(repo_dir)
+    if rev == AUTO_REV:
+        found = previous_distinct_revision(repo, current, summary_path)
+        if found is None:
+            return PreviousVersion(
+                "git history",
+                None,
+                f"no commit has a {summary_path} with results different from this run's",
+                rev=None,
+            )
+        short = (_git_lines(repo, "rev-parse", "--short", found) or [found[:7]])[0]
+        subject = subprocess.run(
+            ["git", "-C", str(repo), "log", "-1", "--format=%cs %s", found],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        label = f"{short} ({subject[:60]})" if subject else short
+        return PreviousVersion(
+            label, read_summary_at_revision(repo, found, summary_path), rev=short
+        )
+    label = _revision_label(repo, rev)
+    try:
+        return PreviousVersion(label, read_summary_at_revision(repo, rev, summary_path), rev=rev)
+    except FileNotFoundError as exc:
+        note = f"no {summary_path} there: {exc}".splitlines()[0]
+        return PreviousVersion(label, None, note, rev=rev)

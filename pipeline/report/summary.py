@@ -21,8 +21,10 @@ The per-model files hold the inner dict plus ``"loss_history": {"<seed>": [[step
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,7 @@ from pipeline.published import PUBLISHED_CATALOGUES
 
 __all__ = [
     "DEFAULT_SUMMARY_PATH",
+    "read_report_json",
     "catalogue_order",
     "seed_mean",
     "seed_statistics",
@@ -185,3 +188,17 @@ def unique_in_order(names: Iterable[str]) -> list[str]:
         Each name once, where it first appears.
     """
     return list(dict.fromkeys(names))
+
+
+def read_report_json(path: Path) -> Any:
+    """Parse one of the report's JSON inputs, naming the file and the fix in the error.
+
+    Raises:
+        ValueError: Not UTF-8 JSON.
+    """
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(
+            f"{path} is not valid JSON ({exc}); rerun `dvc repro` to write it again"
+        ) from exc

@@ -70,3 +70,62 @@ def test_missing_summary_at_a_dvc_revision_is_a_clear_error(tmp_path: Path) -> N
     with pytest.raises(FileNotFoundError, match="HEAD~1"):
         read_summary_at_revision(repo, "HEAD~1")
     assert cli_main(["--repo", str(repo), "compare", "HEAD~1", "HEAD"]) == 1
+
+
+def _commit(repo: Path, summary: dict, message: str, path: str = "reports/summary.json") -> None:
+    file = repo / path
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(json.dumps(summary))
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", message)
+
+
+def test_auto_compares_with_the_latest_different_results_never_itself(tmp_path: Path) -> None:
+    from pipeline.report.revisions import previous_distinct_revision, previous_version
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    # v1 at the legacy path, v2 moved to the current one, then a commit of other files.
+    _commit(repo, _summary(), "v1", path="reports/metrics/summary.json")
+    _git(repo, "rm", "-q", "reports/metrics/summary.json")
+    _commit(repo, _summary(shift=-0.25), "v2")
+    (repo / "README").write_text("x")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "docs")
+    head_v2 = subprocess.run(
+        ["git", "-C", str(repo), "log", "-1", "--format=%H", "--", "reports/summary.json"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    v1 = subprocess.run(
+        ["git", "-C", str(repo), "rev-list", "--max-parents=0", "HEAD"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+    # An uncommitted new run: the previous version is HEAD's results (v2).
+    assert previous_distinct_revision(repo, _summary(shift=-0.5)) == head_v2
+    # The run committed (or rerun without change): v2 is this run, so v1 is the previous one,
+    # found at the legacy path; wall-clock fields do not make a new version.
+    rerun = _summary(shift=-0.25)
+    for entry in rerun["results"]["volcano"].values():
+        for seed in entry["per_seed"]:
+            seed["nll_seconds_per_1000"] = 99.0
+    assert previous_distinct_revision(repo, rerun) == v1
+    previous = previous_version(repo, "auto", rerun)
+    assert previous.summary is not None and previous.label.endswith("v1)")
+    assert previous.summary["results"] == _summary()["results"]
+    # The first version ever committed has nothing to compare with: a note says so.
+    only = tmp_path / "only"
+    only.mkdir()
+    _git(only, "init", "-q")
+    _commit(only, _summary(), "v1")
+    first = previous_version(only, "auto", _summary())
+    assert first.summary is None and "different from this run's" in first.note
+    # An explicit revision is read as given.
+    assert previous_version(repo, "HEAD", _summary()).label.startswith("HEAD (")
+
+
+def test_auto_outside_git_has_no_previous_version(tmp_path: Path) -> None:
+    from pipeline.report.revisions import previous_version
+
+    assert previous_version(tmp_path, "auto", _summary()).summary is None
