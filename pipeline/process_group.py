@@ -2,7 +2,7 @@
 
 ``geosgm run`` starts ``dvc repro`` (which starts the stage commands, which start worker
 processes) and a Prefect server; ``geosgm refresh`` runs ``dvc repro`` from inside its flow
-(:func:`pipeline.flows.refresh.run_dvc_repro`, a plain ``subprocess.run``). Killing only the
+(:func:`pipeline.flows.dvc_repro.run_dvc_repro`, in its own session). Killing only the
 direct child (what ``subprocess`` does on Ctrl-C) orphans the rest. Design:
 
 * **Supervision by process tree, not by the CLI's own process group.** :func:`supervise` makes

@@ -17,31 +17,56 @@ import inspect
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
-from pipeline.ambient import experiments, plots
+from pipeline.ambient import plots
+from pipeline.ambient.experiments import (
+    curvature_coefficients,
+    langevin_equilibria,
+    rb_regression,
+    variance_collapse,
+)
 from stages.common import load_params, section, write_json_atomic
 
 SECTION = "geometry"
 BAD_PARAMS: tuple[type[Exception], ...] = (KeyError, ValueError)
 """Errors that mean bad params: a one-line message and exit 1, no traceback."""
-EXPERIMENTS: dict[
-    str, tuple[Callable[..., dict[str, Any]], Callable[[dict[str, Any], Path], None], str]
-] = {
-    "variance_collapse": (
-        experiments.variance_collapse,
+
+
+class Experiment(NamedTuple):
+    """One experiment of the stage: its function, headline numbers, figure and figure name."""
+
+    run: Callable[..., dict[str, Any]]
+    headline: Callable[[dict[str, Any]], dict[str, Any]]
+    plot: Callable[[dict[str, Any], Path], None]
+    png: str
+
+
+#: Params sub-section (and output JSON name) -> experiment, in the order they run.
+EXPERIMENTS: dict[str, Experiment] = {
+    "variance_collapse": Experiment(
+        variance_collapse.variance_collapse,
+        variance_collapse.headline,
         plots.plot_variance_collapse,
         "variance_collapse",
     ),
-    "langevin": (experiments.langevin_equilibria, plots.plot_langevin, "langevin_equilibria"),
-    "curvature": (
-        experiments.curvature_coefficients,
+    "langevin": Experiment(
+        langevin_equilibria.langevin_equilibria,
+        langevin_equilibria.headline,
+        plots.plot_langevin,
+        "langevin_equilibria",
+    ),
+    "curvature": Experiment(
+        curvature_coefficients.curvature_coefficients,
+        curvature_coefficients.headline,
         plots.plot_curvature,
         "curvature_coefficient",
     ),
-    "regression": (experiments.rb_regression, plots.plot_regression, "rb_regression"),
+    "regression": Experiment(
+        rb_regression.rb_regression, rb_regression.headline, plots.plot_regression, "rb_regression"
+    ),
 }
 
 
@@ -83,62 +108,9 @@ def summarize(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         results: Experiment name -> result dict.
 
     Returns:
-        A flat-ish dict of numbers.
+        Experiment name -> its module's ``headline(result)``, in :data:`EXPERIMENTS` order.
     """
-    out: dict[str, Any] = {}
-    vc = results["variance_collapse"]
-    out["variance_collapse"] = {
-        k: vc[k]
-        for k in (
-            "slope_t_sq_small_sigma",
-            "slope_t_sq_small_sigma_mc",
-            "sigma2_t_sq_at_sigma_min",
-            "r_sq_at_sigma_min",
-            "r_sq_extrapolated_to_0",
-            "score_sq_mean_true",
-        )
-    }
-    lv: dict[str, Any] = {}
-    for r in results["langevin"]["records"]:
-        key = f"S{r['d']}_kappa{r['kappa']:g}_sigma{r['sigma']:.3f}"
-        q = r["quadrature"]
-        rec: dict[str, Any] = {
-            f"{k}_{stat}": q[k][stat]
-            for k in ("true", "rb", "rb_corrected", "heat", "first_order_raw")
-            for stat in ("mean", "kappa_eff")
-        }
-        rec.update(
-            {
-                k: r["ratios"][k]
-                for k in (
-                    "rb_over_corrected_kappa",
-                    "corrected_over_heat_kappa",
-                    "rb_over_true_kappa",
-                )
-            }
-        )
-        for k, sim in r.get("simulation", {}).items():
-            rec[f"sim_{k}_mean"] = sim["mean_extrapolated"]
-            rec[f"sim_{k}_se"] = sim["mean_extrapolated_se"]
-        lv[key] = rec
-    out["langevin"] = lv
-    cv = results["curvature"]
-    out["curvature"] = {
-        "flat_torus_c_measured": cv["flat_torus_measured"]["c_extrapolated"],
-        **{f"{k}_c_measured": v["c_extrapolated"] for k, v in cv["sphere_measured"].items()},
-        "operator_max_abs_error": max(
-            v["max_abs_error"] for v in cv["operators"].values() if "max_abs_error" in v
-        ),
-    }
-    rg = results["regression"]
-    out["regression"] = {
-        "n_samples": rg["n_samples"],
-        "raw_err_own": rg["raw"]["err_own"],
-        "rb_err_own": rg["rb"]["err_own"],
-        "raw_err_true": rg["raw"]["err_true"],
-        "rb_err_true": rg["rb"]["err_true"],
-    }
-    return out
+    return {name: exp.headline(results[name]) for name, exp in EXPERIMENTS.items()}
 
 
 def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -163,13 +135,13 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     torch.set_num_threads(threads)
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, Any]] = {}
-    for name, (fn, plot, png) in EXPERIMENTS.items():
+    for name, exp in EXPERIMENTS.items():
         t0 = time.perf_counter()
-        res = _call(fn, dict(cfg[name] or {}), name, seed)
+        res = _call(exp.run, dict(cfg[name] or {}), name, seed)
         res["seconds"] = time.perf_counter() - t0
         results[name] = res
         write_json_atomic(res, args.out / f"{name}.json")
-        plot(res, args.out / f"{png}.png")
+        exp.plot(res, args.out / f"{exp.png}.png")
         print(f"geometry: {name} done in {res['seconds']:.1f} s")
     write_json_atomic(summarize(results), args.out / "summary.json")
     return results

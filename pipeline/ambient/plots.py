@@ -17,7 +17,7 @@ def plot_variance_collapse(res: dict[str, Any], path: Path) -> None:
     """Log-log plot of :math:`E|T_\\sigma|^2` and :math:`E|r_\\sigma|^2` against σ (issue 4a).
 
     Args:
-        res: Output of :func:`pipeline.ambient.experiments.variance_collapse`.
+        res: Output of :func:`pipeline.ambient.experiments.variance_collapse.variance_collapse`.
         path: PNG file to write.
     """
     s = np.asarray(res["sigma"])
@@ -52,7 +52,7 @@ def plot_langevin(res: dict[str, Any], path: Path) -> None:
     """Equilibrium densities of :math:`\\langle z,\\mu\\rangle` for each (κ, σ) and d (issue 4b).
 
     Args:
-        res: Output of :func:`pipeline.ambient.experiments.langevin_equilibria`.
+        res: Output of :func:`pipeline.ambient.experiments.langevin_equilibria.langevin_equilibria`.
         path: PNG file to write.
     """
     recs = res["records"]
@@ -103,7 +103,8 @@ def plot_curvature(res: dict[str, Any], path: Path) -> None:
     """Measured coefficient :math:`\\hat c(\\sigma)` against σ² with the closed forms (issue 4c).
 
     Args:
-        res: Output of :func:`pipeline.ambient.experiments.curvature_coefficients`.
+        res: Output of
+            :func:`pipeline.ambient.experiments.curvature_coefficients.curvature_coefficients`.
         path: PNG file to write.
     """
     fig, ax = plt.subplots(figsize=(6, 4.2))
@@ -141,7 +142,7 @@ def plot_regression(res: dict[str, Any], path: Path) -> None:
     """Test error of the raw and RB regressors against the number of samples (issue 4d).
 
     Args:
-        res: Output of :func:`pipeline.ambient.experiments.rb_regression`.
+        res: Output of :func:`pipeline.ambient.experiments.rb_regression.rb_regression`.
         path: PNG file to write.
     """
     n = np.asarray(res["n_samples"])

@@ -1,95 +1,51 @@
 """The ``refresh`` flow: merge new catalogue files, rerun what changed, record the version.
 
-Operators drop new catalogue files into ``data/incoming/<catalogue>/*.csv`` (same layout as
-that catalogue's raw file: same header or none, same columns). A refresh is transactional:
-the append to ``data/raw/``, the ``dvc repro`` and the version record all happen, or
-``data/raw/`` is restored byte for byte and the incoming files are put back. In order:
+Operators drop new catalogue files into ``data/incoming/<catalogue>/*.csv`` (laid out like
+that catalogue's raw file). A refresh is all or nothing: the append to ``data/raw/``, the
+``dvc repro`` and the version record all happen, or ``data/raw/`` is restored byte for byte
+and the incoming files are put back. Under the lock (:mod:`~pipeline.flows.refresh_lock`;
+a second refresh fails at once with :class:`RefreshLockedError` or waits ``lock_timeout``
+seconds) the flow
 
-1. take the lock ``data/.refresh.lock`` (a second refresh at the same time fails at once
-   with :class:`RefreshLockedError`, or waits up to ``lock_timeout`` seconds), and finish
-   or undo a refresh that was killed (:func:`recover_interrupted`, see step 6);
-2. plan the whole batch, reading only (:func:`pipeline.flows.raw_merge.plan_batch`): every
-   incoming file is read and validated with the ingest stage's own reader and rules
-   (:func:`~pipeline.data.readers.read_raw`, :func:`~pipeline.data.validation.validate_table`,
-   :func:`~pipeline.data.validation.check_rejects` with ``ingest.max_reject_fraction``),
-   its duplicates are found and the raw files' new bytes computed. A raw file that cannot
-   be read fails the refresh here, with nothing changed;
-3. check that the split protocol can take the new rows (:func:`check_split_protocol`):
-   ``split.protocol: rsgm`` (published labels only) cannot, so a batch that would append
-   rows fails with one line (:class:`SplitProtocolError`) saying to set ``rsgm+hash``;
-   nothing is changed and the incoming files stay in ``data/incoming/``;
-4. quarantine the files that cannot be read, for any reason (an ``OSError``, bytes that are
-   not UTF-8, NUL bytes, a CSV error such as a field over csv's 128 KB limit, a reader or
-   validation error, the reject budget): each moves to ``quarantine/`` beside a
-   ``<name>.reasons.txt`` holding all its reasons, and the rest of the batch goes on.
-   Quarantine is not undone by a later rollback: such a file was never going to merge;
-5. open the transaction (:class:`~pipeline.flows.refresh_journal.RefreshTransaction`):
-   copy every raw file that will change (and ``reports/version_comparison.json``) to
-   ``data/.refresh-backup/``, then write the journal ``data/.refresh.journal.json``;
-6. apply: replace each changed raw file in one :func:`os.replace` (append-only: the old
-   bytes stay a byte-for-byte prefix, its line ending and final-newline convention are
-   kept; rejected rows are not appended), then move each merged file to ``processed/``
-   beside a JSON record (and its rejects in the ingest rejects format); run ``dvc repro``
-   (DVC reruns only the stages whose dependencies changed); write
-   ``reports/version_comparison.json`` and last ``reports/versions.json`` (the commit
-   point); delete the journal and the backups. On any exception, KeyboardInterrupt
-   included, before the commit point the transaction is rolled back: the raw files get
-   their pre-refresh bytes back (atomically), the records are removed, the incoming files
-   move back from ``processed/``, and a :class:`RefreshError` says what failed and that
-   ``data/raw`` was restored (a KeyboardInterrupt is re-raised as is). Outputs of stages
-   that ran before a failure are rebuilt by the next ``dvc repro``. Without ``dvc repro``
-   (``run_repro=False``) deleting the journal is the commit point.
+1. finishes or undoes a refresh that was killed (:mod:`~pipeline.flows.refresh_journal`);
+2. reads its settings and plans the whole batch without changing anything
+   (:mod:`~pipeline.flows.refresh_settings`, :mod:`~pipeline.flows.raw_merge`: the ingest
+   reader, validation and reject budget, duplicates by event identity);
+3. fails with one line (:class:`SplitProtocolError`, nothing changed) when the split
+   protocol cannot take the new rows (``rsgm``: published labels only);
+4. quarantines the files that cannot be read, with all their reasons (never rolled back);
+5. in one transaction appends to the raw files (append-only, one :func:`os.replace` each),
+   moves the merged files to ``processed/``, runs ``dvc repro``
+   (:mod:`~pipeline.flows.dvc_repro`) and writes ``reports/versions.json`` last, the commit
+   point (without ``dvc repro``, deleting the journal is). Any exception before it,
+   KeyboardInterrupt included, rolls everything back; a :class:`RefreshError` says what
+   failed and that ``data/raw`` was restored (a KeyboardInterrupt is re-raised as is).
 
-**Crash safety** (``kill -9`` at any point): before the journal exists nothing in
-``data/raw/`` or ``data/incoming/<catalogue>/`` has changed (except quarantines). Once it
-exists, the next refresh rolls the interrupted one back (each raw file is either wholly old
-or wholly new, thanks to :func:`os.replace`, and is put back from its backup), unless its
-version was recorded, in which case its changes are kept; then it merges the incoming files,
-now back in place, once. Full-row identity (below) is a second guard: rows already in the
-raw file are duplicates, so merging a file again appends nothing. Until that next refresh
-``data/raw/`` may hold the interrupted append, so run ``geosgm refresh`` (``--no-repro`` is
-enough) before a plain ``dvc repro``. A power loss is not covered (no ``fsync``).
-
-**Event identity** (:func:`~pipeline.flows.raw_merge.event_identity`): an incoming row is
-laid out in the raw file's columns (fields matched by header name; missing ones empty,
-extra ones dropped) and is the same event as another row when all those fields are equal
-after stripping whitespace and collapsing inner runs of it, latitude and longitude compared
-as numbers (longitude normalised to [-180, 180)), other fields as case-sensitive text. A row
-identical to a raw row, or to a row appended earlier in the same refresh, is a duplicate:
-dropped and counted. A new eruption at a known volcano with a different date is a new event
-when the raw layout has a date column; a raw layout of latitude and longitude only makes
-the identity the location.
-
-Progress is logged to the Prefect run logger and to the ``pipeline.flows.refresh`` logger.
+After a ``kill -9`` the next refresh rolls back (or keeps, when its version was recorded)
+the interrupted one and merges the incoming files once, so run ``geosgm refresh``
+(``--no-repro`` is enough) before a plain ``dvc repro``. No ``fsync``: a power loss is not
+covered. Progress goes to the Prefect run logger and the ``pipeline.flows.refresh`` logger.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import re
-import subprocess
-import sys
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-from filelock import FileLock, Timeout
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
-from pipeline.data.registry import CatalogueSpec, parse_catalogues
-from pipeline.data.splits import PROTOCOLS
+from pipeline.data.registry import CatalogueSpec
+from pipeline.flows.dvc_repro import run_dvc_repro
 from pipeline.flows.raw_merge import (
     BatchPlan,
     IncomingOutcome,
-    event_identity,
     finish_merged_file,
     plan_batch,
     plan_catalogue,
@@ -98,118 +54,34 @@ from pipeline.flows.raw_merge import (
     replace_raw_file,
 )
 from pipeline.flows.refresh_errors import RefreshError, RefreshLockedError, SplitProtocolError
-from pipeline.flows.refresh_journal import (
-    BACKUP_DIR,
-    JOURNAL_NAME,
-    Step,
-    apply_in_transaction,
-    recover_interrupted,
+from pipeline.flows.refresh_journal import Step, apply_in_transaction, recover_interrupted
+from pipeline.flows.refresh_lock import refresh_lock
+from pipeline.flows.refresh_result import RefreshResult
+from pipeline.flows.refresh_settings import (
+    RefreshSettings,
+    check_split_protocol,
+    load_refresh_settings,
 )
-from pipeline.flows.versions import COMPARISON_FILE, VERSIONS_FILE, raw_data_hashes, write_version
+from pipeline.flows.versions import COMPARISON_FILE, VERSIONS_FILE, write_version
 
 __all__ = [
-    "APPEND_PROTOCOLS",
-    "BACKUP_DIR",
-    "JOURNAL_NAME",
-    "LOCK_NAME",
-    "IncomingOutcome",
+    # The errors a refresh raises and its result, re-exported for `geosgm refresh`.
     "RefreshError",
     "RefreshLockedError",
     "RefreshResult",
     "SplitProtocolError",
-    "check_split_protocol",
-    "event_identity",
     "merge_incoming_file",
-    "raw_data_hashes",
     "record_version",
-    "recover_interrupted",
     "refresh",
     "refresh_flow",
-    "refresh_lock",
-    "run_dvc_repro",
     "scan_incoming",
     "validate_incoming",
 ]
 
-LOCK_NAME = "data/.refresh.lock"
 INCOMING_DIR = "data/incoming"
 SUMMARY_FILE = "reports/summary.json"
-DEFAULT_RAW_DIR = "data/raw"
-#: Split protocols that give appended rows a part (``rsgm`` has published labels only;
-#: ``auto`` counts once :data:`pipeline.data.splits.PROTOCOLS` has it).
-APPEND_PROTOCOLS = frozenset({"hash", "rsgm+hash", "auto"})
 
 _log = logging.getLogger(__name__)
-_STAGE_RAN = re.compile(r"^Running stage '([^']+)'")
-
-
-@dataclass
-class RefreshResult:
-    """The outcome of one refresh.
-
-    Attributes:
-        repo_dir: Project root.
-        outcomes: One entry per incoming file, in processing order.
-        appended: Catalogue -> rows appended to its raw file.
-        duplicates: Catalogue -> duplicate rows dropped.
-        repro_ran: Whether ``dvc repro`` was run.
-        stages_run: Stages ``dvc repro`` ran (those whose dependencies changed).
-        version: The entry appended to ``reports/versions.json``, or ``None`` when nothing
-            changed and a version was already recorded.
-        comparison_path: ``reports/version_comparison.json`` when written.
-        recovered: What was done about a refresh that had been killed, or ``None``.
-        wall_s: Wall time of the refresh in seconds.
-    """
-
-    repo_dir: Path
-    outcomes: list[IncomingOutcome] = field(default_factory=list)
-    appended: dict[str, int] = field(default_factory=dict)
-    duplicates: dict[str, int] = field(default_factory=dict)
-    repro_ran: bool = False
-    stages_run: list[str] = field(default_factory=list)
-    version: dict[str, Any] | None = None
-    comparison_path: Path | None = None
-    recovered: str | None = None
-    wall_s: float = 0.0
-
-    @property
-    def merged(self) -> list[IncomingOutcome]:
-        """Outcomes of the files merged into a raw catalogue."""
-        return [o for o in self.outcomes if o.status == "merged"]
-
-    @property
-    def quarantined(self) -> list[IncomingOutcome]:
-        """Outcomes of the files moved to quarantine."""
-        return [o for o in self.outcomes if o.status == "quarantined"]
-
-    @property
-    def ok(self) -> bool:
-        """True when no incoming file was quarantined (a script's success signal)."""
-        return not self.quarantined
-
-    def summary(self) -> str:
-        """A few human-readable lines: files merged/quarantined, stages run, version."""
-        lines = [f"refresh of {self.repo_dir} in {self.wall_s:.1f} s"]
-        if self.recovered:
-            lines.append(f"  {self.recovered}")
-        for o in self.outcomes:
-            if o.status == "merged":
-                lines.append(
-                    f"  merged {o.catalogue}/{o.source.name}: {o.n_appended} appended, "
-                    f"{o.n_duplicates} duplicates dropped, {o.n_rejected} rejected"
-                )
-            else:
-                first = o.reasons.splitlines()[0] if o.reasons else ""
-                lines.append(
-                    f"  QUARANTINED {o.catalogue}/{o.source.name} -> {o.moved_to}: {first}"
-                )
-        if not self.outcomes:
-            lines.append("  no incoming files")
-        if self.repro_ran:
-            lines.append(f"  dvc repro ran {len(self.stages_run)} stage(s): {self.stages_run}")
-        if self.version is not None:
-            lines.append(f"  recorded version {self.version['version_id']}")
-        return "\n".join(lines)
 
 
 def _say(message: str) -> None:
@@ -221,97 +93,6 @@ def _say(message: str) -> None:
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-@dataclass(frozen=True)
-class _IngestSettings:
-    specs: dict[str, CatalogueSpec]
-    max_reject_fraction: float
-    raw_dir: Path
-    split_protocol: str | None = None
-
-
-def _load_ingest_settings(repo_dir: Path) -> _IngestSettings:
-    """Read the catalogue registry, reject budget and split protocol from params.yaml."""
-    params_path = repo_dir / "params.yaml"
-    try:
-        params = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise RefreshError(f"{params_path}: cannot read the project's params: {exc}") from exc
-    ingest = params.get("ingest") if isinstance(params, Mapping) else None
-    if not isinstance(ingest, Mapping) or "catalogues" not in ingest:
-        raise RefreshError(f"{params_path}: no 'ingest.catalogues' section")
-    fraction = ingest.get("max_reject_fraction")
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float):
-        raise RefreshError(
-            f"{params_path}: 'ingest.max_reject_fraction' must be a number, got {fraction!r}"
-        )
-    raw_dir = repo_dir / str(ingest.get("raw_dir", DEFAULT_RAW_DIR))
-    split = params.get("split")
-    protocol = split.get("protocol") if isinstance(split, Mapping) else None
-    return _IngestSettings(
-        parse_catalogues(ingest["catalogues"]),
-        float(fraction),
-        raw_dir,
-        None if protocol is None else str(protocol),
-    )
-
-
-def check_split_protocol(plan: BatchPlan, protocol: str | None) -> None:
-    """Fail, before anything changes, when the split protocol cannot take the new rows.
-
-    Args:
-        plan: The batch plan.
-        protocol: ``split.protocol`` from params.yaml; ``None`` (no ``split`` section, so
-            no split stage) allows any append.
-
-    Raises:
-        SplitProtocolError: If a catalogue would get new rows and ``protocol`` is not one
-            of :data:`APPEND_PROTOCOLS` known to :mod:`pipeline.data.splits` (``rsgm``, or
-            an unknown protocol). The message is one line.
-    """
-    growing = [(cp.spec.name, cp.n_appended) for cp in plan.catalogues if cp.n_appended]
-    if not growing or protocol is None or (protocol in APPEND_PROTOCOLS & set(PROTOCOLS)):
-        return
-    what = ", ".join(f"{n} new row(s) for {name}" for name, n in growing)
-    fix = "'rsgm+hash' (or 'auto')" if "auto" in PROTOCOLS else "'rsgm+hash'"
-    kind = " (published labels only)" if protocol == "rsgm" else ""
-    raise SplitProtocolError(
-        f"refresh not started: {what}, but split.protocol {protocol!r}{kind} cannot take "
-        f"appended rows; set split.protocol to {fix} in params.yaml and refresh again "
-        "(nothing was changed; the incoming files are still in data/incoming/)"
-    )
-
-
-@contextlib.contextmanager
-def refresh_lock(repo_dir: Path, timeout: float = 0.0) -> Iterator[Path]:
-    """Hold the project's refresh lock ``data/.refresh.lock``.
-
-    Args:
-        repo_dir: Project root.
-        timeout: Seconds to wait for the lock; 0 fails at once, a negative value waits
-            forever.
-
-    Yields:
-        The lock file path.
-
-    Raises:
-        RefreshLockedError: If another refresh holds the lock after ``timeout`` seconds.
-    """
-    path = repo_dir / LOCK_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(path, timeout=timeout)
-    try:
-        lock.acquire()
-    except Timeout as exc:
-        raise RefreshLockedError(
-            f"another refresh is running in {repo_dir} (lock {path} is held; waited "
-            f"{max(timeout, 0.0):g} s). Try again when it has finished."
-        ) from exc
-    try:
-        yield path
-    finally:
-        lock.release()
 
 
 @task(name="scan-incoming", cache_policy=NO_CACHE)
@@ -410,93 +191,6 @@ def merge_incoming_file(
     return finish_merged_file(file_plan, raw_path, plan_move(path, now), now)
 
 
-def _subprocess_env() -> dict[str, str]:
-    """Environment for ``dvc repro``.
-
-    The interpreter's ``bin`` folder goes first on ``PATH`` so that stage commands calling
-    ``python`` get this virtual environment; stage flows report to the same Prefect API as
-    the refresh flow when one is configured.
-    """
-    env = dict(os.environ)
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join(
-        [bin_dir, *(p for p in env.get("PATH", "").split(os.pathsep) if p)]
-    )
-    from prefect.settings import PREFECT_API_URL
-
-    api = PREFECT_API_URL.value()
-    if api and not env.get("PREFECT_API_URL"):
-        env["PREFECT_API_URL"] = str(api)
-    return env
-
-
-@task(name="dvc-repro", cache_policy=NO_CACHE)
-def _stop_process_group(proc: subprocess.Popen[str], grace: float = 20.0) -> None:
-    """SIGINT to ``proc``'s session (its stages checkpoint and exit), SIGKILL after ``grace``."""
-    import signal
-
-    import psutil
-
-    def group_alive() -> bool:  # zombies do not count: whoever adopted them reaps them later
-        for p in psutil.process_iter(["status"]):
-            try:
-                if os.getpgid(p.pid) == proc.pid and p.info["status"] != psutil.STATUS_ZOMBIE:
-                    return True
-            except (ProcessLookupError, psutil.Error):
-                continue
-        return False
-
-    for sig, wait in ((signal.SIGINT, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            proc.poll()  # reap dvc itself, so only live members keep the group
-            if not group_alive():
-                return
-            time.sleep(0.1)
-
-
-def run_dvc_repro(repo_dir: Path) -> list[str]:
-    """Run ``dvc repro`` in the project and return the stages it ran.
-
-    Args:
-        repo_dir: Project root.
-
-    Returns:
-        Names of the stages DVC ran (``Running stage '<name>'`` lines), in order.
-
-    Raises:
-        RefreshError: If ``dvc repro`` fails; the message holds the end of its output.
-    """
-    cmd = [sys.executable, "-m", "dvc", "repro"]
-    # Its own session, and on any exception (Prefect turns SIGTERM into one while the flow
-    # runs) the whole tree is asked to stop and waited for before the caller rolls back:
-    # subprocess.run would SIGKILL dvc alone and leave its stage writing outputs.
-    proc = subprocess.Popen(
-        cmd,
-        cwd=repo_dir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_subprocess_env(),
-        start_new_session=True,
-    )
-    try:
-        stdout, stderr = proc.communicate()
-    except BaseException:
-        _stop_process_group(proc)
-        raise
-    if proc.returncode != 0:
-        tail = "\n".join((stdout + stderr).splitlines()[-30:])
-        raise RefreshError(f"`dvc repro` failed in {repo_dir} (exit {proc.returncode}):\n{tail}")
-    stages = [m.group(1) for line in stdout.splitlines() if (m := _STAGE_RAN.match(line))]
-    _say(f"dvc repro: {len(stages)} stage(s) ran: {stages}")
-    return stages
-
-
 @task(name="record-version", cache_policy=NO_CACHE)
 def record_version(
     repo_dir: Path,
@@ -535,12 +229,13 @@ def record_version(
 
 
 def _repro_and_record(
-    root: Path, settings: _IngestSettings, result: RefreshResult, step: Step
+    root: Path, settings: RefreshSettings, result: RefreshResult, step: Step
 ) -> None:
     """Run ``dvc repro`` and record a version when something changed or none exists."""
     step.name = "`dvc repro`"
     result.stages_run = run_dvc_repro(root)
     result.repro_ran = True
+    _say(f"dvc repro: {len(result.stages_run)} stage(s) ran: {result.stages_run}")
     has_history = (root / VERSIONS_FILE).is_file()
     if result.stages_run or any(result.appended.values()) or not has_history:
         step.name = "recording the version"
@@ -551,7 +246,7 @@ def _repro_and_record(
 
 def _merge_batch(
     root: Path,
-    settings: _IngestSettings,
+    settings: RefreshSettings,
     plan: BatchPlan,
     run_repro: bool,
     result: RefreshResult,
@@ -613,7 +308,7 @@ def refresh_flow(
         result.recovered = recover_interrupted(root)
         if result.recovered:
             _say(result.recovered)
-        settings = _load_ingest_settings(root)
+        settings = load_refresh_settings(root)
         items = scan_incoming(root, list(settings.specs))
         plan = validate_incoming(
             items, settings.specs, settings.raw_dir, settings.max_reject_fraction

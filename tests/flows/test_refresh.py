@@ -20,18 +20,10 @@ import pipeline.flows.refresh as refresh_module
 from pipeline import cli
 from pipeline.data.registry import CatalogueSpec
 from pipeline.flows import server
-from pipeline.flows.refresh import (
-    BACKUP_DIR,
-    JOURNAL_NAME,
-    LOCK_NAME,
-    RefreshError,
-    RefreshLockedError,
-    SplitProtocolError,
-    merge_incoming_file,
-    record_version,
-    refresh,
-    refresh_lock,
-)
+from pipeline.flows.refresh import merge_incoming_file, record_version, refresh
+from pipeline.flows.refresh_errors import RefreshError, RefreshLockedError, SplitProtocolError
+from pipeline.flows.refresh_journal import BACKUP_DIR, JOURNAL_NAME
+from pipeline.flows.refresh_lock import LOCK_NAME, refresh_lock
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,114 @@
+"""What a refresh reads from params.yaml, and whether its split protocol takes new rows.
+
+The refresh reads the catalogue registry, the reject budget and the raw folder (section
+``ingest``) and the split protocol (``split.protocol``) from the project's params.yaml
+(:func:`load_refresh_settings`), and before it changes anything checks that the protocol
+can give the rows it would append a part (:func:`check_split_protocol`). No prefect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from pipeline.data.registry import CatalogueSpec, parse_catalogues
+from pipeline.data.splits import PROTOCOLS
+from pipeline.flows.raw_merge import BatchPlan
+from pipeline.flows.refresh_errors import RefreshError, SplitProtocolError
+
+__all__ = [
+    "APPEND_PROTOCOLS",
+    "DEFAULT_RAW_DIR",
+    "RefreshSettings",
+    "check_split_protocol",
+    "load_refresh_settings",
+]
+
+#: ``ingest.raw_dir`` when params.yaml does not set it, relative to the project root.
+DEFAULT_RAW_DIR = "data/raw"
+#: Split protocols that give appended rows a part (``rsgm`` has published labels only;
+#: ``auto`` counts once :data:`pipeline.data.splits.PROTOCOLS` has it).
+APPEND_PROTOCOLS = frozenset({"hash", "rsgm+hash", "auto"})
+
+
+@dataclass(frozen=True)
+class RefreshSettings:
+    """The params a refresh uses.
+
+    Attributes:
+        specs: Catalogue name -> reading spec (``ingest.catalogues``).
+        max_reject_fraction: The ingest reject budget (``ingest.max_reject_fraction``).
+        raw_dir: Raw-data folder (``ingest.raw_dir`` under the project root).
+        split_protocol: ``split.protocol``, or ``None`` without a ``split`` section.
+    """
+
+    specs: dict[str, CatalogueSpec]
+    max_reject_fraction: float
+    raw_dir: Path
+    split_protocol: str | None = None
+
+
+def load_refresh_settings(repo_dir: Path) -> RefreshSettings:
+    """Read the catalogue registry, reject budget and split protocol from params.yaml.
+
+    Args:
+        repo_dir: Project root (holding ``params.yaml``).
+
+    Returns:
+        The settings.
+
+    Raises:
+        RefreshError: If params.yaml cannot be read, has no ``ingest.catalogues``, or its
+            ``ingest.max_reject_fraction`` is not a number.
+    """
+    params_path = repo_dir / "params.yaml"
+    try:
+        params = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise RefreshError(f"{params_path}: cannot read the project's params: {exc}") from exc
+    ingest = params.get("ingest") if isinstance(params, Mapping) else None
+    if not isinstance(ingest, Mapping) or "catalogues" not in ingest:
+        raise RefreshError(f"{params_path}: no 'ingest.catalogues' section")
+    fraction = ingest.get("max_reject_fraction")
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+        raise RefreshError(
+            f"{params_path}: 'ingest.max_reject_fraction' must be a number, got {fraction!r}"
+        )
+    raw_dir = repo_dir / str(ingest.get("raw_dir", DEFAULT_RAW_DIR))
+    split = params.get("split")
+    protocol = split.get("protocol") if isinstance(split, Mapping) else None
+    return RefreshSettings(
+        parse_catalogues(ingest["catalogues"]),
+        float(fraction),
+        raw_dir,
+        None if protocol is None else str(protocol),
+    )
+
+
+def check_split_protocol(plan: BatchPlan, protocol: str | None) -> None:
+    """Fail, before anything changes, when the split protocol cannot take the new rows.
+
+    Args:
+        plan: The batch plan.
+        protocol: ``split.protocol`` from params.yaml; ``None`` (no ``split`` section, so
+            no split stage) allows any append.
+
+    Raises:
+        SplitProtocolError: If a catalogue would get new rows and ``protocol`` is not one
+            of :data:`APPEND_PROTOCOLS` known to :mod:`pipeline.data.splits` (``rsgm``, or
+            an unknown protocol). The message is one line.
+    """
+    growing = [(cp.spec.name, cp.n_appended) for cp in plan.catalogues if cp.n_appended]
+    if not growing or protocol is None or (protocol in APPEND_PROTOCOLS & set(PROTOCOLS)):
+        return
+    what = ", ".join(f"{n} new row(s) for {name}" for name, n in growing)
+    fix = "'rsgm+hash' (or 'auto')" if "auto" in PROTOCOLS else "'rsgm+hash'"
+    kind = " (published labels only)" if protocol == "rsgm" else ""
+    raise SplitProtocolError(
+        f"refresh not started: {what}, but split.protocol {protocol!r}{kind} cannot take "
+        f"appended rows; set split.protocol to {fix} in params.yaml and refresh again "
+        "(nothing was changed; the incoming files are still in data/incoming/)"
+    )

@@ -1,0 +1,20 @@
+"""The refresh lock: one refresh at a time in a project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.flows.refresh_errors import RefreshLockedError
+from pipeline.flows.refresh_lock import LOCK_NAME, refresh_lock
+
+
+def test_a_held_lock_fails_a_second_holder_at_once_and_is_free_after(tmp_path: Path) -> None:
+    with refresh_lock(tmp_path) as path:
+        assert path == tmp_path / LOCK_NAME and path.is_file()
+        with pytest.raises(RefreshLockedError, match="another refresh is running"):
+            with refresh_lock(tmp_path, timeout=0.2):
+                pass
+    with refresh_lock(tmp_path):  # released on exit
+        pass
