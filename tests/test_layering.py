@@ -1,0 +1,98 @@
+"""The layering rule of docs/ARCHITECTURE.md: a pipeline module imports only from lower layers.
+
+Every module of ``pipeline/`` belongs to a unit (a subpackage such as ``geometry``, or a
+top-level module such as ``training``); units are ordered in :data:`LAYERS`. An import of
+another unit must point to a strictly lower layer; nothing in ``pipeline/`` imports
+``stages``. Imports inside functions count too (a lazy import is still a dependency).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINE = ROOT / "pipeline"
+
+#: Lowest first. A unit may import units of lower layers only (and itself).
+LAYERS: list[set[str]] = [
+    # foundations: no other pipeline unit
+    {"geometry", "atomic", "stopping", "schema", "kinds", "published", "config", "process_group"},
+    {"sde", "data", "params_schema", "metrics"},  # the noising processes; catalogues; checks
+    {"models"},  # score networks
+    {"losses", "likelihood", "sampling", "checkpoints", "normalization"},  # the engine
+    {"ambient", "training"},  # seed-002 ambient DSM; the trainer
+    {"zoo"},  # the model variants
+    {"evaluation"},  # a trained model loaded and evaluated
+    {"maps", "report", "query"},  # what users see
+    {"flows"},  # orchestration (Prefect, Dask, refresh)
+    {"cli"},  # the command
+]
+
+
+def _layer_of(unit: str) -> int:
+    for i, layer in enumerate(LAYERS):
+        if unit in layer:
+            return i
+    raise AssertionError(f"pipeline unit {unit!r} has no layer in tests/test_layering.py LAYERS")
+
+
+def _unit(module: str) -> str | None:
+    """``pipeline.sde.brownian`` -> ``sde``; ``pipeline`` itself -> None."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "pipeline" and len(parts) > 1 else None
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, imported module) of every absolute import in the file."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "pipeline":  # from pipeline import zoo
+                out += [(node.lineno, f"pipeline.{alias.name}") for alias in node.names]
+            else:
+                out.append((node.lineno, node.module))
+    return out
+
+
+MODULES = sorted(p for p in PIPELINE.rglob("*.py"))
+
+
+def _own_unit(path: Path) -> str | None:
+    rel = path.relative_to(PIPELINE).with_suffix("")
+    return None if rel.parts == ("__init__",) else rel.parts[0]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_point_down_the_layers(path: Path) -> None:
+    own = _own_unit(path)
+    if own is None:
+        return  # pipeline/__init__.py
+    bad = []
+    for line, module in _imports(path):
+        if module == "stages" or module.startswith("stages."):
+            bad.append(f"line {line}: imports {module} (pipeline/ never imports stages/)")
+            continue
+        unit = _unit(module)
+        if unit is None or unit == own:
+            continue
+        if _layer_of(unit) >= _layer_of(own):
+            bad.append(
+                f"line {line}: {own} (layer {_layer_of(own)}) imports {module} "
+                f"(layer {_layer_of(unit)}): not a lower layer"
+            )
+    assert not bad, f"{path.relative_to(ROOT)}:\n" + "\n".join(bad)
+
+
+def test_every_unit_has_a_layer_and_the_checker_catches_an_upward_import(tmp_path: Path) -> None:
+    units = {u for p in MODULES if (u := _own_unit(p)) is not None}
+    for unit in units:
+        _layer_of(unit)
+    upward = tmp_path / "bad.py"
+    upward.write_text("def f():\n    from pipeline.flows.fanout import run_seeds\n")
+    assert _imports(upward) == [(2, "pipeline.flows.fanout")]
+    assert _layer_of("flows") > _layer_of("geometry")
