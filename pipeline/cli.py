@@ -258,13 +258,10 @@ def _cmd_density(args: argparse.Namespace) -> int:
 
 def _cmd_sample(args: argparse.Namespace) -> int:
     try:
-        from pipeline.query.synthetic import FORMATS, sample_catalogue, write_catalogue
+        from pipeline.query.synthetic import output_format, sample_catalogue, write_catalogue
 
         out = Path(args.out)
-        if out.suffix.lower() not in FORMATS:
-            raise ValueError(
-                f"{out}: unsupported output format {out.suffix!r} (use {', '.join(FORMATS)})"
-            )
+        output_format(out)  # before the models load
         repo, _, models = _load_models(args)
         steps = int(args.steps or _params_section(repo, "maps").get("sample_steps", 300))
         if steps < 1:

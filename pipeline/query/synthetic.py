@@ -19,10 +19,25 @@ from pipeline.atomic import atomic_write
 from pipeline.evaluation import TrainedModel, generate_samples
 from pipeline.geometry.coords import xyz_to_latlon
 
-__all__ = ["FORMATS", "SyntheticCatalogue", "sample_catalogue", "write_catalogue"]
+__all__ = ["FORMATS", "SyntheticCatalogue", "output_format", "sample_catalogue", "write_catalogue"]
 
 FORMATS = {".csv": "csv", ".parquet": "geoparquet", ".geoparquet": "geoparquet"}
 """Output format by file suffix."""
+
+
+def output_format(path: str | Path) -> str:
+    """``"csv"`` or ``"geoparquet"`` by the file's suffix.
+
+    Raises:
+        ValueError: An unsupported suffix (one line naming the file and the choices).
+    """
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(
+            f"{path}: unsupported output format {path.suffix!r} (use {', '.join(FORMATS)})"
+        )
+    return fmt
 
 
 @dataclass(frozen=True)
@@ -99,12 +114,7 @@ def write_catalogue(catalogue: SyntheticCatalogue, path: str | Path, comment: st
         ValueError: An unsupported suffix.
     """
     path = Path(path)
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(
-            f"{path}: unsupported output format {path.suffix!r} (use {', '.join(FORMATS)})"
-        )
-    if fmt == "csv":
+    if output_format(path) == "csv":
 
         def write_csv(tmp: Path) -> None:
             with tmp.open("w", newline="", encoding="utf-8") as fh:

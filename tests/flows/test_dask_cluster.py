@@ -1,4 +1,4 @@
-"""The pipeline's stages on a real multi-process Dask cluster (a scheduler and two workers).
+"""The pipeline's stages on Dask: a LocalCluster, and a real cluster of separate processes.
 
 The scheduler and each worker are separate processes on 127.0.0.1 started with the ``dask``
 command, as on a lab's cluster; ``GEOSGM_DASK_ADDRESS`` points the stages at it. Checked: the
@@ -38,14 +38,16 @@ def cluster(tmp_path: Path) -> Iterator[ProcessCluster]:
         yield running
 
 
-def _params(tmp_path: Path, spec: dict[str, object], steps: int) -> Path:
+def _params(
+    tmp_path: Path, spec: dict[str, object], steps: int, runner: dict[str, object] | None = None
+) -> Path:
     params = {
         "ingest": {"max_reject_fraction": 0.01, "catalogues": {"tiny": spec}},
         "split": {"protocol": "hash", "seeds": [0, 1], "fractions": [0.8, 0.1, 0.1]},
         "train": {
             "models": ["rsgm"],
             "seeds": [0, 1],
-            "runner": {"kind": "thread", "max_workers": 2},
+            "runner": runner or {"kind": "thread", "max_workers": 2},
             "torch_threads": 1,
             "common": {
                 "manifold": {"name": "sphere", "dim": 2},
@@ -63,7 +65,7 @@ def _params(tmp_path: Path, spec: dict[str, object], steps: int) -> Path:
             "normalization_grid": [8, 16], "normalization_seeds": [0],
         },
     }  # fmt: skip
-    path = tmp_path / "params.yaml"
+    path = tmp_path / f"params-{(runner or {}).get('kind', 'thread')}.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
 
@@ -100,6 +102,21 @@ def _evaluate(params: Path, data: Path, out: Path) -> int:
 
 def _weights(out: Path) -> dict[int, bytes]:
     return {s: (out / f"models/tiny/rsgm/seed{s}/ema.safetensors").read_bytes() for s in (0, 1)}
+
+
+def test_train_seeds_on_a_threads_local_cluster_match_threads(  # type: ignore[no-untyped-def]
+    tiny_catalogue, tmp_path: Path
+) -> None:
+    """``runner: {kind: dask, processes: false}``: the LocalCluster the stage starts itself."""
+    params, data = _prepare(tiny_catalogue, tmp_path, steps=6)
+    local = _params(
+        tmp_path, tiny_catalogue.spec, 6, {"kind": "dask", "max_workers": 2, "processes": False}
+    )
+    assert _train(params, data, tmp_path / "thread") == 0
+    assert _train(local, data, tmp_path / "dask") == 0
+    weights = _weights(tmp_path / "thread")
+    assert _weights(tmp_path / "dask") == weights
+    assert weights[0] != weights[1]  # different seeds give different models
 
 
 def test_train_and_evaluate_on_a_multi_process_cluster_match_threads(  # type: ignore[no-untyped-def]

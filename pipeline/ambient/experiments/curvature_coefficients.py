@@ -88,26 +88,18 @@ def curvature_coefficients(
     """
     gen = torch.Generator().manual_seed(seed)
     ops: dict[str, Any] = {}
-    for d in sphere_dims:
-        man = Sphere(d)
+    cases: list[tuple[str, Sphere | FlatTorus, int]] = [
+        *((f"sphere_{d}", Sphere(d), d) for d in sphere_dims),
+        *((f"flat_torus_{n}", FlatTorus(n), n) for n in torus_dims),
+    ]
+    for name, man, dim in cases:
         z = man.random_uniform(1, dtype=torch.float64, generator=gen)[0]
-        op = curvature_operators(manifold_projector(man), z, d)
+        op = curvature_operators(manifold_projector(man), z, dim)
         ev = torch.linalg.eigvalsh(op.operator)
-        ops[f"sphere_{d}"] = {
+        ops[name] = {
             "closed_form": man.curvature_operator_coeff,
             "eigenvalues": ev.tolist(),
             "max_abs_error": float((ev - man.curvature_operator_coeff).abs().max()),
-            "ricci_eigenvalues": torch.linalg.eigvalsh(op.ricci).tolist(),
-        }
-    for n in torus_dims:
-        tor = FlatTorus(n)
-        z = tor.random_uniform(1, dtype=torch.float64, generator=gen)[0]
-        op = curvature_operators(manifold_projector(tor), z, n)
-        ev = torch.linalg.eigvalsh(op.operator)
-        ops[f"flat_torus_{n}"] = {
-            "closed_form": tor.curvature_operator_coeff,
-            "eigenvalues": ev.tolist(),
-            "max_abs_error": float((ev - tor.curvature_operator_coeff).abs().max()),
             "ricci_eigenvalues": torch.linalg.eigvalsh(op.ricci).tolist(),
         }
     R, r = doughnut
