@@ -28,8 +28,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline stages tests
-	$(BIN)/ruff format --check pipeline stages tests
+	$(BIN)/ruff check pipeline stages tests tools benchmarks
+	$(BIN)/ruff format --check pipeline stages tests tools benchmarks
 	$(BIN)/mypy
 
 clean-venv:

@@ -7,60 +7,20 @@ for nothing (e.g. editing the map code must not retrain models).
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tools.dvc_deps import PACKAGES, closure
+
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipeline", "stages")
-
-
-def _module_file(name: str) -> Path | None:
-    path = ROOT / Path(*name.split("."))
-    if (path / "__init__.py").is_file():
-        return path / "__init__.py"
-    if path.with_suffix(".py").is_file():
-        return path.with_suffix(".py")
-    return None
-
-
-def _imports(file: Path) -> set[str]:
-    """Project modules imported anywhere in a file (function-level imports included)."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(file.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
-            found.update(f"{node.module}.{a.name}" for a in node.names)
-    return {n for n in found if n.split(".")[0] in PACKAGES and _module_file(n) is not None}
 
 
 def _closure(module: str) -> set[Path]:
-    """Files of a module, of everything it imports (transitively) and of their packages."""
-    files: set[Path] = set()
-    todo = [module]
-    seen: set[str] = set()
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        parts = name.split(".")
-        for i in range(1, len(parts)):  # importing a.b.c runs a/__init__ and a/b/__init__
-            parent = _module_file(".".join(parts[:i]))
-            if parent is not None and parent.name == "__init__.py":
-                todo.append(".".join(parts[:i]))
-        file = _module_file(name)
-        if file is None:
-            continue
-        if file.read_text().strip():  # an empty __init__.py is no dependency (DVC warns on it)
-            files.add(file.relative_to(ROOT))
-        todo.extend(_imports(file))
-    return files
+    """Files of a module and of everything it imports (tools/dvc_deps.py, the one copy)."""
+    return closure(module, ROOT)
 
 
 def _stages() -> dict[str, dict[str, object]]:
