@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from pipeline.geometry import Euclidean, FlatTorus, Manifold, Sphere
+from pipeline.geometry.so3 import SO3, rodrigues
 
-MANIFOLDS = [Sphere(1), Sphere(2), Sphere(5), FlatTorus(1), FlatTorus(2), Euclidean(3)]
+MANIFOLDS = [Sphere(1), Sphere(2), Sphere(5), FlatTorus(1), FlatTorus(2), Euclidean(3), SO3()]
 SEEDS = [0, 1, 2, 3, 4]
 DT = torch.float64
 
@@ -107,6 +108,11 @@ def test_near_antipodal_points_no_nan(manifold: Manifold, gen: torch.Generator) 
     if isinstance(manifold, Sphere):
         anti = -x
         expected = math.pi
+    elif isinstance(manifold, SO3):  # a half turn about a random axis: the cut locus
+        axis = torch.randn(20, 3, dtype=DT, generator=gen)
+        turn = rodrigues(math.pi * axis / axis.norm(dim=-1, keepdim=True))
+        anti = manifold.from_matrices(manifold.matrices(x) @ turn)
+        expected = math.pi * math.sqrt(2.0)
     else:
         anti = -x  # every circle factor antipodal
         expected = math.pi * math.sqrt(manifold.dim)
@@ -162,6 +168,7 @@ def test_uniform(manifold: Manifold, gen: torch.Generator) -> None:
         (Sphere(5), math.log(math.pi**3)),
         (FlatTorus(1), math.log(2 * math.pi)),
         (FlatTorus(2), 2 * math.log(2 * math.pi)),
+        (SO3(), math.log(16 * math.sqrt(2) * math.pi**2)),
     ],
     ids=repr,
 )
@@ -176,6 +183,7 @@ def test_curvature_operator_coeffs() -> None:
     assert Sphere(5).curvature_operator_coeff == -1.5
     assert FlatTorus(2).curvature_operator_coeff == 0.5
     assert Euclidean(3).curvature_operator_coeff == 0.0
+    assert SO3().curvature_operator_coeff == 0.25
 
 
 def test_check_point_and_assert_point() -> None:
