@@ -30,6 +30,8 @@ __all__ = ["SO3", "hat", "vee"]
 _NEAR_PI = 3.0
 """Above this angle the log map takes the axis from the symmetric part (sin θ is small)."""
 _SMALL = 1e-4
+_NEWTON_SCHULZ_STEPS = 8
+"""From a start with |xᵀx − I| < 0.2 (entries) this reaches float64 round-off."""
 """Below this angle the Rodrigues coefficients use their Taylor series."""
 
 
@@ -174,13 +176,28 @@ class SO3(Manifold):
 
     # ------------------------------------------------------------------ contract
     def projx(self, x: Tensor) -> Tensor:
-        """Nearest rotation in Frobenius norm: U diag(1, 1, det(UVᵀ)) Vᵀ from the SVD."""
+        """Nearest rotation in Frobenius norm (the polar factor), differentiable near SO(3).
+
+        Far from SO(3) (an entry of xᵀx − I at least 0.2): U diag(1, 1, det(UVᵀ)) Vᵀ from the
+        SVD, without a gradient (the SVD's derivative is singular at matrices with equal
+        singular values, which every rotation is). Near it: the Newton–Schulz iteration
+        X ← ½ X (3I − XᵀX), which converges quadratically to the polar factor and whose
+        derivative is the exact derivative of the projection (the PF-ODE's divergence and the
+        curvature operators differentiate through it).
+        """
         m = self._mat(x)
-        u, _, vh = torch.linalg.svd(m)
-        det = torch.linalg.det(u @ vh)
-        d = torch.ones(*m.shape[:-2], 3, dtype=m.dtype, device=m.device)
-        d = torch.cat((d[..., :2], det[..., None]), dim=-1)
-        return self._flat(u @ torch.diag_embed(d) @ vh)
+        eye = torch.eye(3, dtype=m.dtype, device=m.device)
+        with torch.no_grad():
+            u, _, vh = torch.linalg.svd(m)
+            det = torch.linalg.det(u @ vh)
+            d = torch.cat((torch.ones_like(u[..., 0, :2]), det[..., None]), dim=-1)
+            nearest = u @ torch.diag_embed(d) @ vh
+            gap = (m.transpose(-1, -2) @ m - eye).abs().amax(dim=(-1, -2))
+            near = (gap < 0.2) & (torch.linalg.det(m) > 0)
+        y = torch.where(near[..., None, None], m, nearest)
+        for _ in range(_NEWTON_SCHULZ_STEPS):
+            y = 0.5 * y @ (3.0 * eye - y.transpose(-1, -2) @ y)
+        return self._flat(y)
 
     def proju(self, x: Tensor, u: Tensor) -> Tensor:
         """Orthogonal (Frobenius) projection onto T_R = {RΩ}: R skew(Rᵀ U)."""

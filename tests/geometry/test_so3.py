@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 from torch.func import jacrev
 
-from pipeline.ambient.curvature import curvature_operators
+from pipeline.ambient.curvature import curvature_operators, manifold_projector
 from pipeline.geometry.so3 import SO3, hat, rodrigues, rotation_log, vee
 
 DT = torch.float64
@@ -84,16 +84,18 @@ def test_haar_samples_have_the_angle_law_and_the_volume_is_16_root2_pi2() -> Non
 
 
 def test_curvature_operator_measured_from_the_tangent_projector_is_one_quarter() -> None:
-    # P(x) = proju(x, ·) as a 9 × 9 matrix; only its derivative along T_x M is used.
-    def projector(x: torch.Tensor) -> torch.Tensor:
-        eye = torch.eye(9, dtype=x.dtype)
-        return SO.proju(x.expand(9, 9), eye)
-
+    # The geometry stage's measurement: differentiate x ↦ P_{π(x)} (through projx).
     gen = torch.Generator().manual_seed(3)
     for z in SO.random_uniform(3, dtype=DT, generator=gen):
-        ops = curvature_operators(projector, z, 3)
-        ev = torch.linalg.eigvalsh(ops.operator)
-        torch.testing.assert_close(ev, torch.full((3,), 0.25, dtype=DT), rtol=0, atol=1e-10)
-        torch.testing.assert_close(
-            torch.linalg.eigvalsh(ops.ricci), torch.full((3,), 0.25, dtype=DT), rtol=0, atol=1e-10
-        )
+        ops = curvature_operators(manifold_projector(SO), z, 3)
+        quarter = torch.full((3,), 0.25, dtype=DT)
+        torch.testing.assert_close(torch.linalg.eigvalsh(ops.operator), quarter, rtol=0, atol=1e-10)
+        torch.testing.assert_close(torch.linalg.eigvalsh(ops.ricci), quarter, rtol=0, atol=1e-10)
+
+
+def test_projx_derivative_on_so3_is_the_tangent_projector() -> None:
+    gen = torch.Generator().manual_seed(4)
+    x = SO.random_uniform(1, dtype=DT, generator=gen)[0]
+    jac = jacrev(SO.projx)(x)
+    proj = SO.proju(x.expand(9, 9), torch.eye(9, dtype=DT))
+    torch.testing.assert_close(jac, proj, rtol=0, atol=1e-12)
