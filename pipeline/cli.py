@@ -295,12 +295,13 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     merged = deep_merge(
         yaml.safe_load(params_path.read_text()) or {}, yaml.safe_load(profile.read_text()) or {}
     )
-    tmp = params_path.with_suffix(".yaml.tmp")
-    tmp.write_text(
+    from pipeline.atomic import atomic_write
+
+    text = (
         f"# params.yaml with profile {args.name!r} applied (git checkout params.yaml to undo)\n"
         + yaml.safe_dump(merged, sort_keys=False)
     )
-    tmp.replace(params_path)
+    atomic_write(params_path, lambda tmp: tmp.write_text(text, encoding="utf-8"), ".yaml")
     print(f"geosgm profile: applied {profile.name} to params.yaml; now run `geosgm run`")
     return EXIT_OK
 

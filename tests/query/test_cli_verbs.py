@@ -155,3 +155,17 @@ def test_run_with_evaluate_targets_prints_their_nll(
     assert capsys.readouterr().out == (
         "volcano/rsgm: test NLL -3.250 ± 0.125 nats (2 seed(s), 84 test events; uniform = 2.531)\n"
     )
+
+
+def test_profile_applies_onto_params_atomically(tmp_path: Path) -> None:
+    repo = tmp_path / "p"
+    (repo / "profiles").mkdir(parents=True)
+    (repo / "dvc.yaml").write_text("stages: {}\n")
+    (repo / "params.yaml").write_text("train:\n  seeds: [0, 1, 2]\n  torch_threads: 1\n")
+    (repo / "profiles" / "quick.yaml").write_text("train:\n  seeds: [0]\n")
+    assert cli.main(["--repo", str(repo), "profile", "quick"]) == 0
+    text = (repo / "params.yaml").read_text()
+    assert text.startswith("# params.yaml with profile 'quick' applied")
+    assert yaml.safe_load(text) == {"train": {"seeds": [0], "torch_threads": 1}}
+    assert sorted(p.name for p in repo.iterdir()) == ["dvc.yaml", "params.yaml", "profiles"]
+    assert cli.main(["--repo", str(repo), "profile", "nope"]) == 1
