@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipeline.geometry import Euclidean, FlatTorus, Manifold, Sphere
-from pipeline.geometry.so3 import SO3, rodrigues
+from pipeline.so3.manifold import SO3, rodrigues
 
 MANIFOLDS = [Sphere(1), Sphere(2), Sphere(5), FlatTorus(1), FlatTorus(2), Euclidean(3), SO3()]
 SEEDS = [0, 1, 2, 3, 4]

@@ -1,6 +1,6 @@
 r"""Heat kernel of SO(3) (Frobenius metric, generator ½Δ): density, score, exact sampler.
 
-With the metric of :class:`pipeline.geometry.so3.SO3` (twice the usual bi-invariant one) the
+With the metric of :class:`pipeline.so3.manifold.SO3` (twice the usual bi-invariant one) the
 Laplacian has eigenvalues −l(l+1)/2 with the characters χ_l(θ) = sin((2l+1)θ/2)/sin(θ/2),
 so Brownian motion with generator ½Δ run for heat time s has, w.r.t. the Haar probability
 measure and with θ the rotation angle of x0ᵀx,
@@ -13,7 +13,7 @@ The second form is the S³ heat kernel's method of images (unit quaternions cove
 with this metric S³ has radius 2√2) and is exact too; it converges in a few terms when s is
 small, the series when s is large. :data:`SERIES_MIN_S` is where the code switches (both
 agree to 4e-15 there, to 3e-13 at s = 1 and 5e-9 at s = 0.5, where the series starts to
-lose digits to cancellation: ``tests/sde/test_so3_heat_kernel.py``). Densities w.r.t. the
+lose digits to cancellation: ``tests/so3/test_so3_heat_kernel.py``). Densities w.r.t. the
 Riemannian volume divide by vol(SO(3)) = 16√2 π². For small s the n = 0 image is the
 Varadhan form (2πs)^{−3/2} e^{−d²/(2s)} (d = √2 θ) times (θ/2)/sin(θ/2).
 
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pipeline.geometry.so3 import SO3, rodrigues
+from pipeline.so3.manifold import SO3, rodrigues
 
 __all__ = [
     "SERIES_MIN_S",

@@ -11,7 +11,7 @@ from scipy import stats
 from torch.func import jacrev
 
 from pipeline.ambient.curvature import curvature_operators, manifold_projector
-from pipeline.geometry.so3 import SO3, hat, rodrigues, rotation_log, vee
+from pipeline.so3.manifold import SO3, hat, rodrigues, rotation_log, vee
 
 DT = torch.float64
 SO = SO3()

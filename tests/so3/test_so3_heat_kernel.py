@@ -9,11 +9,10 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from pipeline.geometry.so3 import SO3
 from pipeline.likelihood import pf_ode_logp
 from pipeline.sde.brownian import geodesic_random_walk
 from pipeline.sde.schedules import LinearBeta
-from pipeline.sde.so3_heat_kernel import (
+from pipeline.so3.heat_kernel import (
     _log_haar_images,
     _log_haar_series,
     so3_heat_kernel_logp,
@@ -23,6 +22,7 @@ from pipeline.sde.so3_heat_kernel import (
     so3_heat_kernel_score,
     so3_heat_logp_angle,
 )
+from pipeline.so3.manifold import SO3
 
 DT = torch.float64
 SO = SO3()

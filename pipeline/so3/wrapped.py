@@ -2,7 +2,7 @@ r"""Mixtures of wrapped normal laws on SO(3), with their exact density (the SO(3
 
 A wrapped normal with mean μ and scale σ is X = μ exp(hat(ω)), ω ~ N(0, σ² I₃): the rotation
 vector ω (|ω| = the rotation angle) is Gaussian. Its density w.r.t. the Riemannian volume of
-:class:`pipeline.geometry.so3.SO3` (Frobenius metric) sums over the preimages
+:class:`pipeline.so3.manifold.SO3` (Frobenius metric) sums over the preimages
 ω_m = (θ + 2πm) n (m ∈ Z) of X under exp, with the exp map's volume element
 2√2 · 2(1 − cos|ω|)/|ω|² (checked against the embedding's Jacobian in the tests):
 
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pipeline.geometry.so3 import SO3, rodrigues
+from pipeline.so3.manifold import SO3, rodrigues
 
 __all__ = ["WrappedMixture", "reference_mixture", "wrapped_normal_logp"]
 

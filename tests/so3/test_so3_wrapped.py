@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from pipeline.data.so3_wrapped import WrappedMixture, reference_mixture, wrapped_normal_logp
-from pipeline.geometry.so3 import SO3, rodrigues
+from pipeline.so3.manifold import SO3, rodrigues
+from pipeline.so3.wrapped import WrappedMixture, reference_mixture, wrapped_normal_logp
 
 DT = torch.float64
 SO = SO3()
