@@ -1,5 +1,15 @@
 """Stop everything a ``geosgm`` command started when it is interrupted (SIGINT, SIGTERM).
 
+**Why one module** (over 400 lines on purpose, issue 18): supervision (:func:`supervise`,
+:class:`Supervisor`) and services (:func:`start_service`, :func:`stop_service`) are one
+mechanism, the order in which the CLI's children stop, and each half depends on the other: a
+supervisor leaves the services out of the forwarded signal, stops the services started in
+its block after its own processes and SIGKILLs them on a second signal; :func:`stop_service`
+first stops the active supervisor's processes (they still report to the service). Split in
+two, the modules would import each other (or need a registry added only to cut the file).
+:class:`Interrupted` and :func:`interrupt_exit_code` are what a supervisor raises and how the
+CLI turns it into its exit code.
+
 ``geosgm run`` starts ``dvc repro`` (which starts the stage commands, which start worker
 processes) and a Prefect server; ``geosgm refresh`` runs ``dvc repro`` from inside its flow
 (:func:`pipeline.flows.dvc_repro.run_dvc_repro`, in its own session). Killing only the

@@ -9,8 +9,9 @@ seconds) the flow
 
 1. finishes or undoes a refresh that was killed (:mod:`~pipeline.flows.refresh_journal`);
 2. reads its settings and plans the whole batch without changing anything
-   (:mod:`~pipeline.flows.refresh_settings`, :mod:`~pipeline.flows.raw_merge`: the ingest
-   reader, validation and reject budget, duplicates by event identity);
+   (:mod:`~pipeline.flows.refresh_settings`, :mod:`~pipeline.flows.batch_plan`: the ingest
+   reader, validation and reject budget (:mod:`~pipeline.flows.incoming_files`), duplicates
+   by event identity (:mod:`~pipeline.flows.event_identity`));
 3. fails with one line (:class:`SplitProtocolError`, nothing changed) when the split
    protocol cannot take the new rows (``rsgm``: published labels only);
 4. quarantines the files that cannot be read, with all their reasons (never rolled back);
@@ -42,17 +43,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
 from pipeline.data.registry import CatalogueSpec
+from pipeline.flows.batch_plan import BatchPlan, plan_batch, plan_catalogue
 from pipeline.flows.dvc_repro import run_dvc_repro
-from pipeline.flows.raw_merge import (
-    BatchPlan,
+from pipeline.flows.incoming_files import (
     IncomingOutcome,
     finish_merged_file,
-    plan_batch,
-    plan_catalogue,
     plan_move,
     quarantine_file,
-    replace_raw_file,
 )
+from pipeline.flows.raw_append import replace_raw_file
 from pipeline.flows.refresh_errors import RefreshError, RefreshLockedError, SplitProtocolError
 from pipeline.flows.refresh_journal import Step, apply_in_transaction, recover_interrupted
 from pipeline.flows.refresh_lock import refresh_lock
@@ -140,7 +139,7 @@ def validate_incoming(
         max_reject_fraction: The ingest reject budget.
 
     Returns:
-        The batch plan (:func:`pipeline.flows.raw_merge.plan_batch`).
+        The batch plan (:func:`pipeline.flows.batch_plan.plan_batch`).
 
     Raises:
         RefreshError: If the raw file of a catalogue with incoming files cannot be read.

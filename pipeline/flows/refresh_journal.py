@@ -35,14 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.data.io import atomic_write
-from pipeline.flows.raw_merge import (
-    BatchPlan,
+from pipeline.flows.batch_plan import BatchPlan
+from pipeline.flows.incoming_files import (
     IncomingOutcome,
     PlannedMove,
     finish_merged_file,
     plan_move,
-    replace_raw_file,
 )
+from pipeline.flows.raw_append import replace_raw_file
 from pipeline.flows.refresh_errors import RefreshError
 
 __all__ = [
@@ -351,7 +351,7 @@ def apply_in_transaction(
 
     Args:
         repo_dir: Project root.
-        plan: The batch plan (:func:`pipeline.flows.raw_merge.plan_batch`).
+        plan: The batch plan (:func:`pipeline.flows.batch_plan.plan_batch`).
         now: Timestamp of the records and the journal.
         finish: Called with the merged files' outcomes and the :class:`Step` (to name what
             it is doing) once the data are in place; ``None`` to do nothing more.

@@ -16,7 +16,7 @@ import yaml
 
 from pipeline.data.registry import CatalogueSpec, parse_catalogues
 from pipeline.data.splits import PROTOCOLS
-from pipeline.flows.raw_merge import BatchPlan
+from pipeline.flows.batch_plan import BatchPlan
 from pipeline.flows.refresh_errors import RefreshError, SplitProtocolError
 
 __all__ = [

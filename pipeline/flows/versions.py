@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from pipeline.data.io import atomic_write
-from pipeline.flows.raw_merge import stamp
+from pipeline.flows.incoming_files import stamp
 from pipeline.flows.refresh_errors import RefreshError
 
 __all__ = ["COMPARISON_FILE", "VERSIONS_FILE", "raw_data_hashes", "write_version"]

@@ -1,5 +1,7 @@
 """The refresh flow on a tiny DVC project: append-only merge, quarantine, rerun, lock,
-the split-protocol check, rollback, full-row duplicates and recovery after ``kill -9``."""
+the split-protocol check, rollback and recovery after ``kill -9`` (event identity, unreadable
+files and the raw file's conventions: test_event_identity, test_incoming_files,
+test_raw_append)."""
 
 from __future__ import annotations
 
@@ -18,9 +20,8 @@ import pytest
 
 import pipeline.flows.refresh as refresh_module
 from pipeline import cli
-from pipeline.data.registry import CatalogueSpec
 from pipeline.flows import server
-from pipeline.flows.refresh import merge_incoming_file, record_version, refresh
+from pipeline.flows.refresh import record_version, refresh
 from pipeline.flows.refresh_errors import RefreshError, RefreshLockedError, SplitProtocolError
 from pipeline.flows.refresh_journal import BACKUP_DIR, JOURNAL_NAME
 from pipeline.flows.refresh_lock import LOCK_NAME, refresh_lock
@@ -276,36 +277,7 @@ def test_lock_blocks_a_concurrent_refresh(
     assert result.appended == {"volcano": 2}
 
 
-def test_merge_keeps_crlf_and_raw_column_order(tmp_path: Path) -> None:
-    raw = tmp_path / "flood.csv"
-    raw.write_bytes(FLOOD_RAW)
-    incoming = tmp_path / "incoming" / "new.csv"
-    incoming.parent.mkdir()
-    # Columns in the other order, LF endings, a duplicate of a raw event (given as 5.23026).
-    incoming.write_bytes(b"long,lat\n5.23026,35.8142\n-60.5,12.25\n190,-3\n")
-    spec = CatalogueSpec("flood", "flood.csv", "lat", "long", "auto", True)
-
-    out = merge_incoming_file.fn(incoming, spec, raw, 0.0)
-
-    assert (out.status, out.n_appended, out.n_duplicates, out.n_rejected) == ("merged", 2, 1, 0)
-    # The raw file keeps CRLF and its lat,long order; 190 stays as given (ingest wraps it).
-    assert raw.read_bytes() == FLOOD_RAW + b"\r\n12.25,-60.5\r\n-3,190"
-
-
-def test_merge_keeps_a_final_newline(tmp_path: Path) -> None:
-    raw = tmp_path / "fire.csv"
-    raw.write_bytes(b"# FIRMS\n-25.088,152.358\n-30.087,150.998\n")
-    incoming = tmp_path / "new.csv"
-    incoming.write_bytes(b"-30.087,150.998\n10,20\n")
-    spec = CatalogueSpec("fire", "fire.csv", 0, 1, "auto", False)
-
-    out = merge_incoming_file.fn(incoming, spec, raw, 0.0)
-
-    assert (out.n_appended, out.n_duplicates) == (1, 1)
-    assert raw.read_bytes() == b"# FIRMS\n-25.088,152.358\n-30.087,150.998\n10,20\n"
-
-
-# --- transactional refresh: split protocol, rollback, event identity, quarantine, kill -9 ---
+# --- transactional refresh: split protocol, rollback, kill -9 ---
 
 NEW_FLOOD = b"lat,long\n12.25,-60.5\n35.8142,5.23026\n"  # one new event, one duplicate
 VOLCANO_AFTER = VOLCANO_RAW + b"\n1.5,2.5\n-7.25,110.5"
@@ -325,18 +297,6 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 def _set_protocol(project: Path, protocol: str) -> None:
     params = project / "params.yaml"
     params.write_text(params.read_text() + f"split:\n  protocol: {protocol}\n")
-
-
-def _mini_project(tmp_path: Path, raw: bytes, columns: str, max_reject: float = 0.25) -> Path:
-    """A project with one catalogue ``volcano`` and no DVC (for ``run_repro=False``)."""
-    root = tmp_path / "mini"
-    (root / "data" / "raw").mkdir(parents=True)
-    (root / "data" / "raw" / "volerup.csv").write_bytes(raw)
-    (root / "params.yaml").write_text(
-        f"ingest:\n  max_reject_fraction: {max_reject}\n  catalogues:\n"
-        f"    volcano: {{file: volerup.csv, {columns}, has_header: true}}\n"
-    )
-    return root
 
 
 @pytest.mark.parametrize("protocol", ["rsgm", "unknown-protocol"])
@@ -430,99 +390,6 @@ def test_a_failed_step_rolls_back_raw_files_incoming_files_and_version(
     assert (project / "data" / "raw" / "flood.csv").read_bytes() == FLOOD_AFTER
 
 
-DATED_RAW = b"Latitude,Longitude,Date\n-30.2,-178.47,1990-01-01\n30.78,130.28,2001-05-03\n"
-
-
-def test_duplicates_are_full_rows_not_locations(prefect_harness: None, tmp_path: Path) -> None:
-    root = _mini_project(tmp_path, DATED_RAW, "lat_col: Latitude, lon_col: Longitude")
-    _drop(
-        root,
-        "volcano",
-        "a.csv",
-        b"Latitude,Longitude,Date\n"
-        b"30.78,130.28,2001-05-03\n"  # exact duplicate of a raw row
-        b" 30.78 , 130.28 ,  2001-05-03\n"  # the same after whitespace normalisation
-        b"30.780,130.2800,2001-05-03\n"  # the same numbers
-        b"30.78,130.28,2024-02-11\n"  # a new eruption at a known volcano
-        b"30.78,130.28,2024-02-11\n",  # ... given twice
-    )
-    _drop(
-        root,
-        "volcano",
-        "b.csv",
-        b"Date,Longitude,Latitude\n"  # another column order: laid out in the raw's
-        b"2024-02-11,130.28,30.78\n"  # appended earlier in this refresh
-        b"1990-01-01,-178.47,-30.2\n"  # a raw row
-        b"2025-07-01,130.28,30.78\n",  # another new eruption there
-    )
-
-    result = refresh(root, run_repro=False)
-
-    raw = (root / "data" / "raw" / "volerup.csv").read_bytes()
-    assert raw == DATED_RAW + b"30.78,130.28,2024-02-11\n30.78,130.28,2025-07-01\n"
-    assert [(o.n_appended, o.n_duplicates) for o in result.merged] == [(1, 4), (1, 2)]
-    assert result.appended == {"volcano": 2} and result.duplicates == {"volcano": 6}
-
-
-def test_a_catalogue_that_records_repeats_takes_new_eruptions_at_known_volcanoes(
-    prefect_harness: None, tmp_path: Path
-) -> None:
-    """Lat/lon-only volcano rows repeat (827 eruptions at 267 places): a row is never a
-    duplicate there, but a file delivered twice is."""
-    raw_bytes = b"Latitude,Longitude\n-30.2,-178.47\n30.78,130.28\n30.78,130.28\n"
-    root = _mini_project(tmp_path, raw_bytes, "lat_col: Latitude, lon_col: Longitude")
-    batch = b"Latitude,Longitude\n30.78,130.28\n-30.2,-178.47\n"  # two eruptions at known places
-    _drop(root, "volcano", "2026-11.csv", batch)
-    _drop(root, "volcano", "2026-11-copy.csv", batch)  # the same file twice in one batch
-    result = refresh(root, run_repro=False)
-    raw = root / "data" / "raw" / "volerup.csv"
-    assert raw.read_bytes() == raw_bytes + b"30.78,130.28\n-30.2,-178.47\n"
-    # Files are taken in name order: "2026-11-copy.csv" first.
-    assert [(o.n_appended, o.n_duplicates) for o in result.merged] == [(2, 0), (0, 2)]
-
-    _drop(root, "volcano", "again.csv", batch)  # re-delivered in a later refresh
-    result = refresh(root, run_repro=False)
-    assert raw.read_bytes() == raw_bytes + b"30.78,130.28\n-30.2,-178.47\n"
-    assert [(o.n_appended, o.n_duplicates) for o in result.merged] == [(0, 2)]
-
-
-def test_unreadable_files_are_quarantined_with_all_reasons_and_the_batch_goes_on(
-    prefect_harness: None, tmp_path: Path
-) -> None:
-    raw_bytes = b"Latitude,Longitude,Name\n1.0,2.0,Alpha\n"
-    root = _mini_project(tmp_path, raw_bytes, "lat_col: Latitude, lon_col: Longitude")
-    huge = b'Latitude,Longitude,Name\n5,6,ok\n7,8,"' + b"x" * 200_000 + b'"\n'
-    junk = bytes((i * 37 + 11) % 256 for i in range(4096))  # NULs, invalid UTF-8
-    latin1 = b"Latitude,Longitude,Name\n3.5,4.5,Cerro Negro\n9.5,10.5,Volc\xe1n\n"
-    _drop(root, "volcano", "a_huge_field.csv", huge)
-    _drop(root, "volcano", "b_binary.csv", junk)
-    _drop(root, "volcano", "c_good.csv", b"Latitude,Longitude,Name\n1.0,2.0,Alpha\n3,4,Beta\n")
-    _drop(root, "volcano", "d_latin1.csv", latin1)
-
-    result = refresh(root, run_repro=False)
-
-    assert (root / "data" / "raw" / "volerup.csv").read_bytes() == raw_bytes + b"3,4,Beta\n"
-    assert [o.source.name for o in result.merged] == ["c_good.csv"]
-    quarantine = root / "data" / "incoming" / "volcano" / "quarantine"
-    reasons = {
-        o.source.name: (quarantine / f"{o.source.name}.reasons.txt").read_text()
-        for o in result.quarantined
-    }
-    assert sorted(reasons) == ["a_huge_field.csv", "b_binary.csv", "d_latin1.csv"]
-    assert "field larger than field limit" in reasons["a_huge_field.csv"]
-    assert "line 3" in reasons["a_huge_field.csv"]
-    assert len(reasons["a_huge_field.csv"]) < 5_000  # the field is not copied
-    assert "not UTF-8 text" in reasons["b_binary.csv"] and "NUL byte" in reasons["b_binary.csv"]
-    assert "line 3: not UTF-8 text (byte b'\\xe1'" in reasons["d_latin1.csv"]
-    assert (quarantine / "a_huge_field.csv").read_bytes() == huge
-    assert (quarantine / "b_binary.csv").read_bytes() == junk
-    assert not result.ok and "QUARANTINED volcano/b_binary.csv" in result.summary()
-
-    # A later refresh is not stuck on them.
-    again = refresh(root, run_repro=False)
-    assert again.outcomes == [] and again.ok
-
-
 # Runs the refresh transaction (the prefect-free core of the flow) in a forked process per
 # case and kills it with SIGKILL at the case's point; one interpreter start for all cases.
 _KILL_CHILD = """\
@@ -531,7 +398,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 import yaml
 from pipeline.data.registry import parse_catalogues
-from pipeline.flows import raw_merge, refresh_journal, versions
+from pipeline.flows import batch_plan, refresh_journal, versions
 
 def kill_after(module, name, only=None):
     original = getattr(module, name)
@@ -550,7 +417,7 @@ def run(project, point, record):
     params = yaml.safe_load((project / "params.yaml").read_text())
     specs = parse_catalogues(params["ingest"]["catalogues"])
     items = [(c, project / "data/incoming" / c / "batch1.csv") for c in ("volcano", "flood")]
-    plan = raw_merge.plan_batch(items, specs, project / "data/raw", 0.25)
+    plan = batch_plan.plan_batch(items, specs, project / "data/raw", 0.25)
     now = datetime.now(timezone.utc)
     def finish(outcomes, step):
         if record:
