@@ -178,20 +178,28 @@ def previous_distinct_revision(
     Returns:
         A commit hash, or ``None`` (not a git repository, or no earlier different version).
     """
-    repo = Path(repo_dir)
+    return _scan_history(Path(repo_dir), current, summary_path, max_revisions)[0]
+
+
+def _scan_history(
+    repo: Path, current: dict[str, Any], summary_path: str, max_revisions: int = 200
+) -> tuple[str | None, list[str]]:
+    """(the latest commit with different results, the newer commits with the same ones)."""
     paths = [summary_path] + ([LEGACY_SUMMARY_PATH] if summary_path == DEFAULT_SUMMARY_PATH else [])
     commits = _git_lines(
         repo, "log", f"--max-count={max_revisions}", "--format=%H", "HEAD", "--", *paths
     )
     mine = results_fingerprint(current)
+    same: list[str] = []
     for commit in commits or []:
         try:
             theirs = read_summary_at_revision(repo, commit, summary_path)
         except (FileNotFoundError, ValueError):
             continue  # the commit deleted or broke the file: not a version to compare with
         if results_fingerprint(theirs) != mine:
-            return commit
-    return None
+            return commit, same
+        same.append(commit)
+    return None, same
 
 
 def _revision_label(repo: Path, rev: str) -> str:
@@ -224,13 +232,18 @@ def previous_version(
     """
     repo = Path(repo_dir)
     if rev == AUTO_REV:
-        found = previous_distinct_revision(repo, current, summary_path)
+        found, same = _scan_history(repo, current, summary_path)
         if found is None:
+            oldest = (
+                (_git_lines(repo, "rev-parse", "--short", same[-1]) or ["?"])[0] if same else ""
+            )
             return PreviousVersion(
                 "git history",
                 None,
                 f"no commit has a {summary_path} with results different from this run's",
                 rev=None,
+                same_as=len(same),
+                oldest_same=oldest,
             )
         short = (_git_lines(repo, "rev-parse", "--short", found) or [found[:7]])[0]
         subject = subprocess.run(

@@ -269,6 +269,14 @@ def version_blocks(summary: Mapping[str, Any], previous: PreviousVersion | None)
     """
     if previous is None:
         return [Text("No previous version was given, so there is nothing to compare with.")]
+    if previous.summary is None and previous.same_as:
+        return [
+            Text(
+                f"Every model's per-seed test NLLs equal those of all {previous.same_as} "
+                f"committed versions of the summary (back to {previous.oldest_same}): the models "
+                "have not moved, so there is no earlier, different version to compare with."
+            )
+        ]
     if previous.summary is None:
         note = f" ({previous.note})" if previous.note else ""
         return [

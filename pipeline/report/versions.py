@@ -85,12 +85,17 @@ class PreviousVersion:
         summary: Its summary metrics, or ``None`` if it has none.
         note: Why there is no summary (shown in the report when ``summary`` is ``None``).
         rev: The git revision, for the ``geosgm compare`` hint (default: ``label``).
+        same_as: How many committed versions have exactly this run's test NLLs (``auto``
+            found no different one among them).
+        oldest_same: The oldest of those commits (short hash).
     """
 
     label: str
     summary: Mapping[str, Any] | None
     note: str = ""
     rev: str | None = None
+    same_as: int = 0
+    oldest_same: str = ""
 
 
 def _entry_metrics(entry: Mapping[str, Any]) -> dict[str, float | None]:

@@ -121,6 +121,11 @@ def test_auto_compares_with_the_latest_different_results_never_itself(tmp_path: 
     _commit(only, _summary(), "v1")
     first = previous_version(only, "auto", _summary())
     assert first.summary is None and "different from this run's" in first.note
+    assert first.same_as == 1  # ...and it has this run's results: nothing moved
+    from pipeline.report.sections import version_blocks
+
+    text = version_blocks(_summary(), first)[0].markdown  # type: ignore[union-attr]
+    assert text.startswith("Every model's per-seed test NLLs equal those of all 1 committed")
     # An explicit revision is read as given.
     assert previous_version(repo, "HEAD", _summary()).label.startswith("HEAD (")
 
@@ -128,4 +133,5 @@ def test_auto_compares_with_the_latest_different_results_never_itself(tmp_path: 
 def test_auto_outside_git_has_no_previous_version(tmp_path: Path) -> None:
     from pipeline.report.revisions import previous_version
 
-    assert previous_version(tmp_path, "auto", _summary()).summary is None
+    outside = previous_version(tmp_path, "auto", _summary())
+    assert outside.summary is None and outside.same_as == 0
