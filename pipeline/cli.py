@@ -84,9 +84,11 @@ def _print_target_metrics(repo: Path, targets: Sequence[str]) -> int:
         catalogue, model = name.removeprefix("evaluate@").split("-", 1)
         path = repo / "reports" / "metrics" / catalogue / f"{model}.json"
         m = json.loads(path.read_text(encoding="utf-8"))
+        n_seeds = len(m["per_seed"])
+        spread = f" ± {m['std']:.3f}" if n_seeds > 1 else ""  # one seed: no spread to show
         print(
-            f"{catalogue}/{model}: test NLL {m['mean']:.3f} ± {m['std']:.3f} nats "
-            f"({len(m['per_seed'])} seed(s), {m['n_test']} test events; uniform = "
+            f"{catalogue}/{model}: test NLL {m['mean']:.3f}{spread} nats "
+            f"({n_seeds} seed(s), {m['n_test']} test events; uniform = "
             f"{math.log(4 * math.pi):.3f})"
         )
     return EXIT_OK
