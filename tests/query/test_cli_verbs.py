@@ -155,6 +155,11 @@ def test_run_with_evaluate_targets_prints_their_nll(
     assert capsys.readouterr().out == (
         "volcano/rsgm: test NLL -3.250 ± 0.125 nats (2 seed(s), 84 test events; uniform = 2.531)\n"
     )
+    (metrics / "rsgm.json").write_text(
+        '{"mean": -3.25, "std": 0.0, "n_test": 84, "per_seed": [{}]}'
+    )
+    cli._print_target_metrics(tmp_path, ["evaluate@volcano-rsgm"])
+    assert capsys.readouterr().out.startswith("volcano/rsgm: test NLL -3.250 nats (1 seed(s)")
 
 
 def test_profile_applies_onto_params_atomically(tmp_path: Path) -> None:
