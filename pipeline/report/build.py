@@ -23,6 +23,7 @@ from pipeline.report.sections import (
     budget_blocks,
     caveat_blocks,
     geometry_blocks,
+    glance_blocks,
     nll_blocks,
     version_blocks,
 )
@@ -101,6 +102,8 @@ def build_report(
             "For scale, the uniform density on the sphere has NLL log 4π = 2.531 nats."
         )
     )
+    heading(2, "At a glance")
+    blocks += glance_blocks(summary, map_pngs or {})
     heading(2, "Test NLL")
     blocks += nll_blocks(summary)
     heading(2, "Training and evaluation")

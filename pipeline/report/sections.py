@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from pipeline.published import PUBLISHED_TRAIN_STEPS
-from pipeline.report.document import Block, HtmlCell, Table, Text
+from pipeline.published import (
+    PUBLISHED_BOUND_METHODS,
+    PUBLISHED_NLL,
+    PUBLISHED_RSGM_METHOD,
+    PUBLISHED_TRAIN_STEPS,
+)
+from pipeline.report.document import Block, Gallery, HtmlCell, Image, Table, Text
 from pipeline.report.nll_table import NLL_LEGEND, build_nll_table, cell_markers, cell_text
 from pipeline.report.summary import catalogue_order, seed_mean
 from pipeline.report.versions import (
@@ -351,3 +357,49 @@ def version_blocks(summary: Mapping[str, Any], previous: PreviousVersion | None)
             f"`geosgm compare {previous.rev or label_a} workspace`."
         ),
     ]
+
+
+def glance_blocks(
+    summary: Mapping[str, Any], map_pngs: Mapping[str, Mapping[str, Any]]
+) -> list[Block]:
+    """The first screen: per catalogue, this run's best model against the published RSGM row
+    and the best published exact NLL, then that model's map ("how good, and where")."""
+    lines = []
+    best_maps = []
+    for cat in catalogue_order(summary["results"]):
+        entries = summary["results"][cat]
+        model = min(entries, key=lambda m: entries[m]["mean"])
+        mean = float(entries[model]["mean"])
+        text = f"- **{cat}**: best here `{model}` {mean:+.3f} nats"
+        rsgm = PUBLISHED_NLL.get(PUBLISHED_RSGM_METHOD, {}).get(cat)
+        exact = [
+            (v[0], name)
+            for name, row in PUBLISHED_NLL.items()
+            if name not in PUBLISHED_BOUND_METHODS and (v := row.get(cat)) is not None
+        ]
+        if rsgm is not None:
+            text += f"; published RSGM {rsgm[0]:+.2f} (Δ {mean - rsgm[0]:+.2f})"
+        if exact:
+            value, name = min(exact)
+            text += f"; best published exact NLL {value:+.2f} ({name})"
+        lines.append(text + ".")
+        png = map_pngs.get(cat, {}).get(model)
+        if png is not None:
+            best_maps.append((cat, model, png))
+    blocks: list[Block] = [
+        Text(
+            "Test NLL in nats per point, lower is better (uniform on the sphere: 2.531). "
+            "Each catalogue's best model of this run against the published rows:\n\n"
+            + "\n".join(lines)
+        )
+    ]
+    if best_maps:
+        blocks.append(
+            Gallery(
+                [
+                    Image(Path(png), f"{cat} {model} density map", f"{cat} / {model}: where")
+                    for cat, model, png in best_maps
+                ]
+            )
+        )
+    return blocks

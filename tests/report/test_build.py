@@ -53,7 +53,17 @@ def test_report_html_is_self_contained_and_numbers_match_json(tmp_path: Path) ->
     css = "".join(parser.styles)
     assert "url(" not in css and "@import" not in css
     imgs = [a for t, a in parser.tags if t == "img"]
-    assert len(imgs) == 4 + 2
+    # 4 maps, 2 loss figures, and "At a glance" repeats each catalogue's best model's map
+    best = {
+        cat: min(entries, key=lambda m: entries[m]["mean"])
+        for cat, entries in reloaded["results"].items()
+    }
+    glance = sum(1 for cat, model in best.items() if model in maps.get(cat, {}))
+    assert glance >= 1
+    assert len(imgs) == 4 + 2 + glance
+    assert [a.get("alt") for a in imgs[:glance]] == [
+        f"{cat} {model} density map" for cat, model in best.items() if model in maps.get(cat, {})
+    ]
     for attrs in imgs:
         assert (attrs.get("src") or "").startswith("data:image/png;base64,")
     for t, attrs in parser.tags:
