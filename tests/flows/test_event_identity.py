@@ -4,27 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from refresh_helpers import _drop, _mini_project
+
 from pipeline.flows.refresh import refresh
-
-
-def _drop(project: Path, catalogue: str, name: str, content: bytes) -> Path:
-    path = project / "data" / "incoming" / catalogue / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    return path
-
-
-def _mini_project(tmp_path: Path, raw: bytes, columns: str, max_reject: float = 0.25) -> Path:
-    """A project with one catalogue ``volcano`` and no DVC (for ``run_repro=False``)."""
-    root = tmp_path / "mini"
-    (root / "data" / "raw").mkdir(parents=True)
-    (root / "data" / "raw" / "volerup.csv").write_bytes(raw)
-    (root / "params.yaml").write_text(
-        f"ingest:\n  max_reject_fraction: {max_reject}\n  catalogues:\n"
-        f"    volcano: {{file: volerup.csv, {columns}, has_header: true}}\n"
-    )
-    return root
-
 
 DATED_RAW = b"Latitude,Longitude,Date\n-30.2,-178.47,1990-01-01\n30.78,130.28,2001-05-03\n"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from refresh_helpers import FLOOD_RAW
+
 from pipeline.data.registry import CatalogueSpec
 from pipeline.flows.refresh import merge_incoming_file
-
-FLOOD_RAW = b"# source: DFO\r\nlat,long\r\n35.8142,5.23026\r\n-18.7111,-45.3489"
 
 
 def test_merge_keeps_crlf_and_raw_column_order(tmp_path: Path) -> None:

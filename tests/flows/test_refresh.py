@@ -17,6 +17,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
+from refresh_helpers import FLOOD_RAW, _drop
 
 import pipeline.flows.refresh as refresh_module
 from pipeline import cli
@@ -29,7 +30,6 @@ from pipeline.flows.refresh_lock import LOCK_NAME, refresh_lock
 REPO = Path(__file__).resolve().parents[2]
 
 VOLCANO_RAW = b"# source: NOAA\nLatitude,Longitude\n-30.2,-178.47\n30.78,130.28\n11.984,-86.161"
-FLOOD_RAW = b"# source: DFO\r\nlat,long\r\n35.8142,5.23026\r\n-18.7111,-45.3489"
 
 PARAMS = """\
 ingest:
@@ -126,13 +126,6 @@ def project(template_project: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "project"
     shutil.copytree(template_project, dest, symlinks=True)
     return dest
-
-
-def _drop(project: Path, catalogue: str, name: str, content: bytes) -> Path:
-    path = project / "data" / "incoming" / catalogue / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    return path
 
 
 NEW_VOLCANO = (
