@@ -163,36 +163,36 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _params_section(repo: Path, name: str) -> dict[str, Any]:
-    """One checked section of the project's params.yaml (``{}`` when absent)."""
+def _params_sections(repo: Path, *names: str) -> dict[str, dict[str, Any]]:
+    """Checked sections of the project's params.yaml, read once (``{}`` when absent)."""
     import yaml
 
     from pipeline.params_schema import check_section
 
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    value = params.get(name) or {}
-    check_section(name, value, str(path))
-    return dict(value)
+    out = {}
+    for name in names:
+        value = params.get(name) or {}
+        check_section(name, value, str(path))
+        out[name] = dict(value)
+    return out
 
 
-def _check_catalogue(repo: Path, catalogue: str) -> None:
-    known = list(_params_section(repo, "ingest").get("catalogues", {}))
-    if catalogue not in known:
-        raise ValueError(f"unknown catalogue {catalogue!r} (catalogues: {', '.join(known)})")
-
-
-def _load_models(args: argparse.Namespace) -> tuple[Path, dict[str, Any], dict[int, Any]]:
+def _load_models(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], dict[int, Any]]:
+    """The params sections the query verbs read, and the chosen seeds' trained models."""
     from pipeline.query.density import load_seed_models
 
     repo = _repo_dir(args.repo)
-    _check_catalogue(repo, args.catalogue)
-    settings = _params_section(repo, "evaluate")
+    sections = _params_sections(repo, "ingest", "evaluate", "maps")
+    known = list(sections["ingest"].get("catalogues", {}))
+    if args.catalogue not in known:
+        raise ValueError(f"unknown catalogue {args.catalogue!r} (catalogues: {', '.join(known)})")
     seeds = None if args.seeds is None else _seed_list(args.seeds)
     models = load_seed_models(
         repo / "data" / "models", args.catalogue, args.model, seeds, device=args.device
     )
-    return repo, settings, models
+    return sections, models
 
 
 def _seed_list(text: str) -> list[int]:
@@ -223,7 +223,8 @@ def _cmd_density(args: argparse.Namespace) -> int:
             lat, lon = read_points_csv(args.points)
         else:
             lat, lon = parse_latlon_pairs(args.coords)
-        _, settings, models = _load_models(args)
+        sections, models = _load_models(args)
+        settings = sections["evaluate"]
         from pipeline.query.density import query_density
 
         table = query_density(
@@ -264,8 +265,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
         out = Path(args.out)
         output_format(out)  # before the models load
-        repo, _, models = _load_models(args)
-        steps = int(args.steps or _params_section(repo, "maps").get("sample_steps", 300))
+        sections, models = _load_models(args)
+        steps = int(args.steps or sections["maps"].get("sample_steps", 300))
         if steps < 1:
             raise ValueError(f"--steps must be at least 1, got {steps}")
         catalogue = sample_catalogue(models, args.n, args.seed, steps)
