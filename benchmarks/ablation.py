@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from stages.common import load_params
-    from stages.train import model_config
+    from stages.train_config import model_config
 
     train_params = load_params(ROOT / "params.yaml")["train"]
     variants = [parse_variant(v) for v in (args.variant or ["base"])]

@@ -32,7 +32,7 @@ from pipeline.data.splits import load_split  # noqa: E402
 from pipeline.likelihood import pf_ode_logp  # noqa: E402
 from pipeline.training import TrainConfig, load_checkpoint_weights, train  # noqa: E402
 from stages.common import load_params  # noqa: E402
-from stages.train import model_config  # noqa: E402
+from stages.train_config import model_config  # noqa: E402
 
 # DESIGN.md "Known bars": plain RSGM (MLP 256x4 sine, exact targets, uniform t) on this machine.
 KNOWN_BARS = {

@@ -38,7 +38,7 @@ from pipeline.data.splits import load_split  # noqa: E402
 from pipeline.likelihood import pf_ode_logp  # noqa: E402
 from pipeline.training import TrainConfig, load_checkpoint_weights, resolve_device, train  # noqa: E402
 from stages.common import load_params  # noqa: E402
-from stages.train import model_config  # noqa: E402
+from stages.train_config import model_config  # noqa: E402
 
 
 def _data(catalogue: str) -> tuple[torch.Tensor, torch.Tensor]:

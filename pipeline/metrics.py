@@ -30,7 +30,8 @@ _T975 = {
 def nll_statistics(values: Sequence[float]) -> dict[str, float]:
     """Mean, sample std (ddof = 1) and 95% CI half-width t_{0.975,n−1}·std/√n over seeds.
 
-    For 5 seeds the half-width is 2.776·std/√5, as in the published tables.
+    For 5 seeds the half-width is 2.776·std/√5, as in the published tables; for one seed
+    std and the half-width are NaN (a spread of one value is not zero but unknown).
 
     Raises:
         ValueError: If ``values`` is empty or not finite.
@@ -40,7 +41,7 @@ def nll_statistics(values: Sequence[float]) -> dict[str, float]:
         raise ValueError(f"need finite per-seed values, got {arr.tolist()}")
     mean = float(arr.mean())
     if arr.size == 1:
-        return {"mean": mean, "std": 0.0, "ci95": float("nan")}
+        return {"mean": mean, "std": float("nan"), "ci95": float("nan")}
     std = float(arr.std(ddof=1))
     n = int(arr.size)
     if n in _T975:

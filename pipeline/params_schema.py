@@ -41,7 +41,8 @@ OPTIM = Section(
         "batch_size": _INT1,
         "lr": _POS,
         "warmup_steps": _INT0,
-        "lr_schedule": Field("str", choices=("cosine", "constant")),
+        "lr_schedule": Field("str", choices=("cosine", "constant", "wsd")),
+        "decay_fraction": Field("float", min=0.0, max=1.0, min_exclusive=True),
         "ema_decay": Field("float", min=0.0, max=1.0),
         "grad_clip": Field("float", nullable=True),
         "checkpoint_every": _INT1,
@@ -140,9 +141,15 @@ EVALUATE = Section(
     },
 )
 
+SPLIT_PROTOCOLS = ("rsgm", "hash", "rsgm+hash", "auto")
+"""``pipeline.data.splits.PROTOCOLS``, written here so the schema stays free of the data layer
+(a test keeps the two equal)."""
+
 SPLIT = Section(
     {
-        "protocol": Field("str", choices=("rsgm", "hash", "rsgm+hash")),
+        "protocol": Field("str", choices=SPLIT_PROTOCOLS),
+        # Per-catalogue protocol, winning over ``protocol`` (a new catalogue needs none).
+        "overrides": MapOf(Field("str", choices=SPLIT_PROTOCOLS), nullable_values=False),
         "seeds": _SEEDS,
         "fractions": Field("list", items=_NONNEG, length=3),
     },

@@ -1,4 +1,4 @@
-"""The trainer: Adam, warm-up + cosine/constant learning rate, EMA, resumable checkpoints.
+"""The trainer: Adam, warm-up + constant/cosine/WSD learning rate, EMA, resumable checkpoints.
 
 Checkpoints (their files and checks) are :mod:`pipeline.checkpoints`. Nothing in a checkpoint
 holds a wall-clock value (the training seconds are returned in :class:`TrainResult`, for a
@@ -71,14 +71,17 @@ class TrainConfig:
     """Trainer settings (maps one-to-one onto a ``params.yaml`` section).
 
     Attributes:
-        steps: Maximum number of optimisation steps (also sets the cosine period).
+        steps: Maximum number of optimisation steps (also sets the decay's end).
         max_seconds: Optional wall-clock budget (seconds of training, summed over resumes);
             training stops at whichever of ``steps``/``max_seconds`` comes first. Not
             deterministic: use ``steps`` when bit-reproducibility matters.
         batch_size: Points per step (drawn with replacement).
         lr: Peak learning rate of Adam.
         warmup_steps: Linear warm-up length.
-        lr_schedule: ``"cosine"`` (decay to 0 at ``steps``) or ``"constant"``.
+        lr_schedule: ``"constant"``, ``"cosine"`` (decay to 0 at ``steps``) or ``"wsd"``
+            (warm-up, stable, decay: constant, then linear to 0 over the last
+            ``decay_fraction`` of ``steps``).
+        decay_fraction: The share of ``steps`` that ``"wsd"`` decays over, in (0, 1].
         ema_decay: EMA decay.
         grad_clip: Max global gradient norm (None or <= 0 disables).
         checkpoint_every: Steps between checkpoints (a final one is always written).
@@ -92,7 +95,8 @@ class TrainConfig:
     batch_size: int = 512
     lr: float = 5e-4
     warmup_steps: int = 100
-    lr_schedule: Literal["cosine", "constant"] = "constant"
+    lr_schedule: Literal["cosine", "constant", "wsd"] = "constant"
+    decay_fraction: float = 0.2
     ema_decay: float = 0.999
     grad_clip: float | None = None
     checkpoint_every: int = 1000
@@ -114,9 +118,14 @@ class TrainConfig:
                 )
         if not self.lr > 0:
             raise ValueError(f"trainer key 'lr': expected a number > 0, got {self.lr}")
-        if self.lr_schedule not in ("cosine", "constant"):
+        if self.lr_schedule not in ("cosine", "constant", "wsd"):
             raise ValueError(
-                f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}"
+                f"lr_schedule must be 'cosine', 'constant' or 'wsd', got {self.lr_schedule!r}"
+            )
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise ValueError(
+                f"trainer key 'decay_fraction': expected a number in (0, 1], "
+                f"got {self.decay_fraction}"
             )
 
     @classmethod
@@ -201,7 +210,8 @@ def resolve_device(device: str) -> torch.device:
 
 
 def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Learning-rate multiplier at a step: linear warm-up, then constant or cosine to 0.
+    """Learning-rate multiplier at a step: linear warm-up, then constant, cosine to 0, or
+    constant until the last ``decay_fraction`` of the steps and linear to 0 over them (wsd).
 
     Args:
         step: Optimiser step index (0-based).
@@ -214,6 +224,10 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
         return (step + 1) / cfg.warmup_steps
     if cfg.lr_schedule == "constant":
         return 1.0
+    if cfg.lr_schedule == "wsd":
+        decay_steps = max(round(cfg.decay_fraction * cfg.steps), 1)
+        left = cfg.steps - step  # steps still to take, this one included
+        return 1.0 if left > decay_steps else max(left, 0) / decay_steps
     span = max(cfg.steps - cfg.warmup_steps, 1)
     progress = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
     return 0.5 * (1.0 + math.cos(math.pi * progress))
@@ -306,13 +320,25 @@ def train(
         history = [(int(a), float(b)) for a, b in meta["loss_history"]]
         window_sum, window_n = float(meta["window_sum"]), int(meta["window_n"])
     resumed_from = step
+    # The loss window is summed on the device in float64 (the same additions as Python floats),
+    # so a step needs no host sync; on CPU a float() costs nothing and each step is checked.
+    window = torch.tensor(window_sum, dtype=torch.float64, device=device)
+    check_each_step = device.type == "cpu"
+
+    def check_window() -> None:
+        """Raise if a loss since the last check was NaN/inf (they poison the window's sum)."""
+        if window_n and not math.isfinite(float(window)):
+            raise TrainingDivergedError(
+                f"loss is not finite within steps {step - window_n + 1}-{step} "
+                f"(last checkpoint in {out_dir} kept)"
+            )
 
     def make_meta() -> dict[str, Any]:
         meta = {
             "step": step,
             "config": asdict(cfg),
             "loss_history": history,
-            "window_sum": window_sum,
+            "window_sum": float(window),
             "window_n": window_n,
             "device": str(device),
         }
@@ -333,11 +359,12 @@ def train(
         while budget_left():
             idx = torch.randint(n, (cfg.batch_size,), generator=generator, device=device)
             loss = loss_fn(model, data[idx], generator)
-            loss_val = float(loss.detach())
-            if not math.isfinite(loss_val):
-                raise TrainingDivergedError(
-                    f"loss is {loss_val} at step {step + 1} (last checkpoint in {out_dir} kept)"
-                )
+            if check_each_step or callback is not None:
+                loss_val = float(loss.detach())
+                if not math.isfinite(loss_val):
+                    raise TrainingDivergedError(
+                        f"loss is {loss_val} at step {step + 1} (last checkpoint in {out_dir} kept)"
+                    )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip is not None and cfg.grad_clip > 0:
@@ -347,18 +374,22 @@ def train(
             ema.update()
             step += 1
             elapsed = time.perf_counter() - t_start
-            window_sum += loss_val
+            window += loss.detach().to(torch.float64)
             window_n += 1
             if step % cfg.log_every == 0:
-                history.append((step, window_sum / window_n))
-                window_sum, window_n = 0.0, 0
+                check_window()
+                history.append((step, float(window) / window_n))
+                window.zero_()
+                window_n = 0
                 bar.set_postfix(loss=f"{history[-1][1]:.4f}")
             bar.update(1)
             if step % cfg.checkpoint_every == 0:
+                check_window()
                 save_checkpoint(out_dir, model, ema, optimizer, scheduler, generator, make_meta())
             if callback is not None:
                 callback(step, loss_val)
             if stop_requested():
+                check_window()
                 save_checkpoint(out_dir, model, ema, optimizer, scheduler, generator, make_meta())
                 raise StopRequested(
                     f"training stopped at step {step} of {cfg.steps}; checkpoint in {out_dir}"
@@ -366,8 +397,10 @@ def train(
     finally:
         bar.close()
     if window_n > 0:
-        history.append((step, window_sum / window_n))
-        window_sum, window_n = 0.0, 0
+        check_window()
+        history.append((step, float(window) / window_n))
+        window.zero_()
+        window_n = 0
     save_checkpoint(out_dir, model, ema, optimizer, scheduler, generator, make_meta())
     return TrainResult(
         steps=step,

@@ -16,7 +16,7 @@ import yaml
 from pipeline.atomic import atomic_write
 from pipeline.config import deep_merge
 
-__all__ = ["deep_merge", "load_params", "section", "write_json_atomic"]
+__all__ = ["deep_merge", "load_params", "section", "worker_sees", "write_json_atomic"]
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -57,3 +57,20 @@ def write_json_atomic(obj: Any, path: Path) -> None:
     """Write JSON to ``path`` atomically (temporary file in the same folder, then rename)."""
     text = json.dumps(obj, indent=2) + "\n"
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def worker_sees(path: str) -> None:
+    """Fail in one line when the process running a seed cannot see the project's files: a
+    Dask worker on a machine without the project's (shared) filesystem.
+
+    Raises:
+        FileNotFoundError: Naming the host and the path.
+    """
+    if not Path(path).is_file():
+        import socket
+
+        raise FileNotFoundError(
+            f"{path}: not found on {socket.gethostname()}; run `dvc repro` for the stages "
+            "that write it, and on a Dask cluster start the workers where the project's "
+            "filesystem is shared (as on an HPC cluster)"
+        )

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.stopping import StopRequested
-from stages.common import load_params, section, write_json_atomic
+from stages.common import load_params, section, worker_sees, write_json_atomic
 
 SECTION = "evaluate"
 EXPECTED: tuple[type[Exception], ...] = (
@@ -54,6 +54,7 @@ def evaluate_seed(
 
     install_stop_handlers()  # in a process-pool worker; a no-op on a worker thread
     check_stop(f"seed {seed}")
+    worker_sees(processed)
     torch.set_num_threads(max(1, int(settings.get("torch_threads", 1))))
     seed_dir = Path(model_dir) / f"seed{seed}"
     trained = load_trained(seed_dir, device=settings.get("device", "auto"), kind=model)
@@ -158,9 +159,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         evaluate_seed,
         model=model,
         # Each model has its own folder (ambient_rb_corrected's is a copy made by derive@<cat>).
-        model_dir=str(args.models_dir / args.catalogue / model),
-        processed=str(args.processed_dir / f"{args.catalogue}.nc"),
-        split_csv=str(args.splits_dir / f"{args.catalogue}.csv"),
+        # Absolute: a Dask worker started in another folder must still read here.
+        model_dir=str((args.models_dir / args.catalogue / model).resolve()),
+        processed=str((args.processed_dir / f"{args.catalogue}.nc").resolve()),
+        split_csv=str((args.splits_dir / f"{args.catalogue}.csv").resolve()),
         settings=settings,
         normalization_seeds=norm_list,
     )

@@ -3,7 +3,8 @@
 Reads the ``split`` section of params.yaml::
 
     split:
-      protocol: rsgm          # rsgm (published labels) | hash (append-stable)
+      protocol: auto          # rsgm | hash | rsgm+hash | auto (published labels where they exist)
+      overrides: {}           # optional per-catalogue protocol, e.g. {volcano: rsgm}
       seeds: [0, 1, 2, 3, 4]
       fractions: [0.8, 0.1, 0.1]
 
@@ -23,35 +24,26 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.data.errors import CatalogueError
 from pipeline.data.io import load_processed
-from pipeline.data.splits import PARTS, make_split, published_labels_path, write_split
+from pipeline.data.splits import (
+    PARTS,
+    make_split,
+    published_labels_path,
+    resolve_protocol,
+    write_split,
+)
+from pipeline.schema import ParamsError
+from stages.common import load_params, section
 
 SECTION = "split"
 
 
-def load_section(params_path: Path, section: str) -> Mapping[str, Any]:
-    """Load one top-level section of a params file.
-
-    Args:
-        params_path: The YAML params file.
-        section: Top-level key.
-
-    Returns:
-        The section mapping.
-
-    Raises:
-        CatalogueError: If the file is missing or has no such mapping section.
-    """
-    if not params_path.is_file():
-        raise CatalogueError(f"{params_path}: params file not found")
-    params = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
-    value = params.get(section) if isinstance(params, dict) else None
-    if not isinstance(value, Mapping):
-        raise CatalogueError(f"{params_path}: no '{section}:' section")
-    return value
+def catalogue_protocol(section: Mapping[str, Any], catalogue: str) -> str:
+    """The protocol of one catalogue: ``split.overrides.<catalogue>`` if set, else
+    ``split.protocol`` (``auto`` is resolved later, against the labels file)."""
+    overrides = section.get("overrides") or {}
+    return str(overrides.get(catalogue, section["protocol"]))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,24 +63,26 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, int]]:
     Raises:
         CatalogueError: On bad params or a split that does not fit the catalogue.
     """
-    section = load_section(args.params, SECTION)
-    missing = [k for k in ("protocol", "seeds", "fractions") if k not in section]
+    params_section = section(load_params(args.params), SECTION, args.params)
+    missing = [k for k in ("protocol", "seeds", "fractions") if k not in params_section]
     if missing:
         raise CatalogueError(f"{args.params}: missing split keys {missing}")
+    labels_path = published_labels_path(args.published_dir, args.catalogue)
+    protocol = resolve_protocol(catalogue_protocol(params_section, args.catalogue), labels_path)
     ds = load_processed(args.processed_dir / f"{args.catalogue}.nc")
     table = make_split(
-        str(section["protocol"]),
+        protocol,
         ds["lat"].to_numpy(),
         ds["lon"].to_numpy(),
-        seeds=[int(s) for s in section["seeds"]],
-        fractions=[float(f) for f in section["fractions"]],
-        labels_path=published_labels_path(args.published_dir, args.catalogue),
+        seeds=[int(s) for s in params_section["seeds"]],
+        fractions=[float(f) for f in params_section["fractions"]],
+        labels_path=labels_path,
     )
     write_split(table, args.splits_dir / f"{args.catalogue}.csv")
     sizes = {
         col: {part: int((table[col] == part).sum()) for part in PARTS} for col in table.columns[1:]
     }
-    print(f"split {args.catalogue} ({section['protocol']}): {sizes}")
+    print(f"split {args.catalogue} ({protocol}): {sizes}")
     return sizes
 
 
@@ -97,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.flows.stage import stage_main
 
     args = parse_args(argv)
-    return stage_main(lambda: run(args), f"split-{args.catalogue}", (CatalogueError,), "split")
+    expected = (CatalogueError, ParamsError, KeyError, FileNotFoundError, ValueError)
+    return stage_main(lambda: run(args), f"split-{args.catalogue}", expected, "split")
 
 
 if __name__ == "__main__":

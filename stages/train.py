@@ -1,7 +1,8 @@
 """DVC stage ``train@<catalogue>-<model>``: train one model variant on one catalogue, every seed.
 
-Reads the ``train`` section of params.yaml. The config of a (catalogue, model) pair is
-``train.common`` deep-merged with ``train.<model>`` and then ``train.overrides.<catalogue>``.
+Reads the pair's resolved config, ``data/configs/<catalogue>/<model>.json`` (written by
+``train_config@<catalogue>-<model>`` from the ``train`` section of params.yaml), and from
+params.yaml only what cannot change a result (``train.runner``, ``train.torch_threads``).
 Seeds fan out as Prefect tasks on the runner in ``train.runner`` (threads, processes or a Dask
 cluster). Each seed writes ``data/models/<catalogue>/<model>/seed<k>/`` (checkpoint + model
 card); an interrupted run resumes from its last checkpoint when the config is unchanged.
@@ -23,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.stopping import StopRequested
-from stages.common import deep_merge, load_params, section, write_json_atomic
+from stages.common import load_params, section, worker_sees, write_json_atomic
+from stages.train_config import CONFIGS_DIR, config_path
 
 SECTION = "train"
 EXPECTED: tuple[type[Exception], ...] = (
@@ -35,30 +37,6 @@ EXPECTED: tuple[type[Exception], ...] = (
 """Errors that mean bad input or a stop request: one line, no traceback."""
 TIMINGS_DIR = Path("reports/timings")
 """Training seconds per seed (``cache: false``): wall-clock values stay out of the model folder."""
-
-
-def model_config(train_params: dict[str, Any], catalogue: str, model: str) -> dict[str, Any]:
-    """Merged config of one (catalogue, model) pair: common <- model <- catalogue override.
-
-    Raises:
-        KeyError: If the model has no section under ``train``.
-    """
-    if model not in train_params:
-        raise KeyError(f"params.yaml: no 'train.{model}:' section for model {model!r}")
-    cfg = deep_merge(train_params.get("common") or {}, train_params[model])
-    overrides = train_params.get("overrides") or {}
-    cfg = deep_merge(cfg, overrides.get(catalogue))
-    # The merged config must also be complete and consistent (e.g. a rsgm-only loss key
-    # from train.common in an ambient model): build what the seeds will build, once.
-    from pipeline import zoo
-    from pipeline.training import TrainConfig
-
-    TrainConfig.from_dict({**cfg.get("optim", {}), "seed": 0})
-    if "schedule" not in cfg:
-        raise KeyError(f"params.yaml: train.common or train.{model} needs a 'schedule:'")
-    manifold = zoo.build_manifold(cfg.get("manifold"))
-    zoo.build_loss(model, cfg, manifold, zoo.build_schedule(cfg["schedule"]))
-    return cfg
 
 
 def _same_config(model_dir: Path, kind: str, config: dict[str, Any]) -> bool:
@@ -94,6 +72,7 @@ def train_seed(
 
     install_stop_handlers()  # in a process-pool worker; a no-op on a worker thread
     check_stop(f"seed {seed}")
+    worker_sees(processed)
     torch.set_num_threads(max(1, torch_threads))
     out_dir = Path(models_dir) / catalogue / model / f"seed{seed}"
     if out_dir.exists() and not _same_config(out_dir, model, config):
@@ -117,6 +96,30 @@ def train_seed(
         "resumed_from": result.resumed_from,
         "loss_history": [[int(s), float(v)] for s, v in result.loss_history],
     }
+
+
+def read_resolved_config(path: Path) -> dict[str, Any]:
+    """The pair's resolved config (``train_config@``'s output).
+
+    Raises:
+        FileNotFoundError: If it is missing (one line saying which stage writes it).
+        ValueError: If it is not the JSON that stage writes.
+    """
+    if not path.is_file():
+        pair = f"{path.parent.name}-{path.stem}"
+        raise FileNotFoundError(
+            f"{path}: resolved config not found; run `dvc repro train_config@{pair}` first"
+        )
+    try:
+        resolved = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(resolved["config"], dict) or not isinstance(resolved["seeds"], list):
+            raise TypeError
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path}: not a resolved config (expected 'config' and 'seeds'); "
+            f"run `dvc repro train_config@{path.parent.name}-{path.stem}` again"
+        ) from exc
+    return dict(resolved)
 
 
 def write_loss_csv(results: list[dict[str, Any]], path: Path) -> None:
@@ -162,6 +165,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--catalogue", required=True)
     parser.add_argument("--model", required=True)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--configs-dir", type=Path, default=CONFIGS_DIR)
     parser.add_argument("--processed-dir", type=Path, default=Path("data/processed"))
     parser.add_argument("--splits-dir", type=Path, default=Path("data/splits"))
     parser.add_argument("--models-dir", type=Path, default=Path("data/models"))
@@ -185,16 +189,17 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     model = zoo.check_kind(args.model)
     if model == "ambient_rb_corrected":
         raise ValueError("ambient_rb_corrected is not trained: it reuses the ambient_rb weights")
-    config = model_config(train_params, args.catalogue, model)
-    seeds = [int(s) for s in train_params["seeds"]]
+    resolved = read_resolved_config(config_path(args.configs_dir, args.catalogue, model))
+    config, seeds = resolved["config"], [int(s) for s in resolved["seeds"]]
     fn = functools.partial(
         train_seed,
         catalogue=args.catalogue,
         model=model,
         config=config,
-        processed=str(args.processed_dir / f"{args.catalogue}.nc"),
-        split_csv=str(args.splits_dir / f"{args.catalogue}.csv"),
-        models_dir=str(args.models_dir),
+        # Absolute: a Dask worker started in another folder must still write here.
+        processed=str((args.processed_dir / f"{args.catalogue}.nc").resolve()),
+        split_csv=str((args.splits_dir / f"{args.catalogue}.csv").resolve()),
+        models_dir=str(args.models_dir.resolve()),
         torch_threads=int(train_params.get("torch_threads", 1)),
     )
     results = run_seeds(

@@ -35,6 +35,8 @@ def test_nll_statistics_match_published_formula() -> None:
     assert nll_statistics([1.0, 2.0, 4.0])["ci95"] == pytest.approx(
         4.303 * float(np.std([1.0, 2.0, 4.0], ddof=1)) / math.sqrt(3)
     )
+    one = nll_statistics([0.25])
+    assert one["mean"] == 0.25 and math.isnan(one["std"]) and math.isnan(one["ci95"])
     with pytest.raises(ValueError):
         nll_statistics([])
     with pytest.raises(ValueError):

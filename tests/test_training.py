@@ -49,6 +49,18 @@ def _cfg(**kw: object) -> TrainConfig:
 LOSS = make_rsgm_loss({}, SPHERE, SCHED)
 
 
+def test_lr_factor_wsd_is_stable_then_linear_to_zero() -> None:
+    cfg = TrainConfig(steps=100, warmup_steps=10, lr_schedule="wsd", decay_fraction=0.2)
+    assert lr_factor(0, cfg) == pytest.approx(0.1)
+    assert [lr_factor(k, cfg) for k in (10, 50, 80)] == [1.0, 1.0, 1.0]
+    # The last 20 steps decay linearly: 20/20 at step 80 ... 1/20 at the last step (99).
+    assert lr_factor(90, cfg) == pytest.approx(0.5)
+    assert lr_factor(99, cfg) == pytest.approx(0.05)
+    assert lr_factor(100, cfg) == 0.0
+    with pytest.raises(ValueError, match="decay_fraction"):
+        TrainConfig(lr_schedule="wsd", decay_fraction=0.0)
+
+
 def test_lr_factor_warmup_cosine_constant() -> None:
     cfg = TrainConfig(steps=110, warmup_steps=10, lr_schedule="cosine")
     assert lr_factor(0, cfg) == pytest.approx(0.1)

@@ -1,6 +1,6 @@
 """Train/val/test splits of a processed catalogue, one split per seed.
 
-Two protocols:
+Protocols:
 
 * ``rsgm``: the published labels of the RSGM benchmark (De Bortoli et al. 2022), read from
   ``<name>_rsgm_splits_seed0-4.csv`` (columns ``row, seed0..seed4``; ``row`` is the 0-based
@@ -8,6 +8,10 @@ Two protocols:
 * ``hash``: each event's part is decided by a stable hash of the seed, its coordinates and
   its occurrence index among events with identical coordinates, mapped to [0, 1) and
   compared with the cumulative fractions. Appending events never moves an existing one.
+* ``rsgm+hash``: the published labels for the labelled rows, ``hash`` for rows appended after
+  them (a refresh can grow a benchmark catalogue without moving its published split).
+* ``auto``: ``rsgm+hash`` where the catalogue has published labels, ``hash`` otherwise (see
+  :func:`resolve_protocol`), so a new catalogue needs no split setting of its own.
 
 A split table has columns ``event, seed<k>...`` with values ``train``/``val``/``test``, one
 row per event in processed order.
@@ -37,13 +41,14 @@ __all__ = [
     "published_labels_path",
     "published_split",
     "read_split",
+    "resolve_protocol",
     "seed_column",
     "split_sizes",
     "write_split",
 ]
 
 PARTS = ("train", "val", "test")
-PROTOCOLS = ("rsgm", "hash", "rsgm+hash")
+PROTOCOLS = ("rsgm", "hash", "rsgm+hash", "auto")
 Protocol = Literal["rsgm", "hash", "rsgm+hash"]
 
 
@@ -195,6 +200,24 @@ def hash_split(
     return out
 
 
+def resolve_protocol(protocol: str, labels_path: str | Path | None) -> str:
+    """The concrete protocol behind ``auto``: ``rsgm+hash`` when the published labels file
+    exists, ``hash`` otherwise; any other protocol is returned as it is.
+
+    Args:
+        protocol: A protocol of :data:`PROTOCOLS`.
+        labels_path: The catalogue's published labels file (it may not exist).
+
+    Returns:
+        ``"rsgm"``, ``"hash"`` or ``"rsgm+hash"`` (unknown names pass through, for
+        :func:`make_split` to reject).
+    """
+    if protocol != "auto":
+        return protocol
+    has_labels = labels_path is not None and Path(labels_path).is_file()
+    return "rsgm+hash" if has_labels else "hash"
+
+
 def make_split(
     protocol: str,
     lat: ArrayLike,
@@ -206,8 +229,9 @@ def make_split(
     """Build the split table of a catalogue with the chosen protocol.
 
     Args:
-        protocol: ``"rsgm"`` (published labels), ``"hash"``, or ``"rsgm+hash"`` (published
-            labels for the labelled rows, hash labels for rows appended after them).
+        protocol: ``"rsgm"`` (published labels), ``"hash"``, ``"rsgm+hash"`` (published
+            labels for the labelled rows, hash labels for rows appended after them) or
+            ``"auto"`` (:func:`resolve_protocol`).
         lat: Latitudes in degrees, shape (N,).
         lon: Longitudes in degrees, shape (N,).
         seeds: Seeds, one column each.
@@ -220,6 +244,7 @@ def make_split(
     Raises:
         SplitError: On an unknown protocol or inconsistent inputs.
     """
+    protocol = resolve_protocol(protocol, labels_path)
     if protocol == "rsgm":
         if labels_path is None:
             raise SplitError("protocol 'rsgm' needs the published labels file")

@@ -312,7 +312,7 @@ def refresh_flow(
         plan = validate_incoming(
             items, settings.specs, settings.raw_dir, settings.max_reject_fraction
         )
-        check_split_protocol(plan, settings.split_protocol)
+        check_split_protocol(plan, settings.split_protocol, settings.split_overrides)
         now = _utc_now()
         outcomes: dict[Path, IncomingOutcome] = {}
         for fp in plan.quarantined:

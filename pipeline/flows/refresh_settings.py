@@ -9,7 +9,7 @@ can give the rows it would append a part (:func:`check_split_protocol`). No pref
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -29,8 +29,7 @@ __all__ = [
 
 #: ``ingest.raw_dir`` when params.yaml does not set it, relative to the project root.
 DEFAULT_RAW_DIR = "data/raw"
-#: Split protocols that give appended rows a part (``rsgm`` has published labels only;
-#: ``auto`` counts once :data:`pipeline.data.splits.PROTOCOLS` has it).
+#: Split protocols that give appended rows a part (``rsgm`` has published labels only).
 APPEND_PROTOCOLS = frozenset({"hash", "rsgm+hash", "auto"})
 
 
@@ -43,12 +42,14 @@ class RefreshSettings:
         max_reject_fraction: The ingest reject budget (``ingest.max_reject_fraction``).
         raw_dir: Raw-data folder (``ingest.raw_dir`` under the project root).
         split_protocol: ``split.protocol``, or ``None`` without a ``split`` section.
+        split_overrides: ``split.overrides``: catalogue name -> its own protocol.
     """
 
     specs: dict[str, CatalogueSpec]
     max_reject_fraction: float
     raw_dir: Path
     split_protocol: str | None = None
+    split_overrides: dict[str, str] = field(default_factory=dict)
 
 
 def load_refresh_settings(repo_dir: Path) -> RefreshSettings:
@@ -80,35 +81,50 @@ def load_refresh_settings(repo_dir: Path) -> RefreshSettings:
     raw_dir = repo_dir / str(ingest.get("raw_dir", DEFAULT_RAW_DIR))
     split = params.get("split")
     protocol = split.get("protocol") if isinstance(split, Mapping) else None
+    overrides = (split.get("overrides") if isinstance(split, Mapping) else None) or {}
+    if not isinstance(overrides, Mapping):
+        raise RefreshError(f"{params_path}: 'split.overrides' must be a mapping of protocols")
     return RefreshSettings(
         parse_catalogues(ingest["catalogues"]),
         float(fraction),
         raw_dir,
         None if protocol is None else str(protocol),
+        {str(k): str(v) for k, v in overrides.items()},
     )
 
 
-def check_split_protocol(plan: BatchPlan, protocol: str | None) -> None:
-    """Fail, before anything changes, when the split protocol cannot take the new rows.
+def check_split_protocol(
+    plan: BatchPlan, protocol: str | None, overrides: Mapping[str, str] | None = None
+) -> None:
+    """Fail, before anything changes, when a split protocol cannot take the new rows.
 
     Args:
         plan: The batch plan.
         protocol: ``split.protocol`` from params.yaml; ``None`` (no ``split`` section, so
             no split stage) allows any append.
+        overrides: ``split.overrides``: a catalogue's own protocol, winning over ``protocol``.
 
     Raises:
         SplitProtocolError: If a catalogue would get new rows and ``protocol`` is not one
             of :data:`APPEND_PROTOCOLS` known to :mod:`pipeline.data.splits` (``rsgm``, or
             an unknown protocol). The message is one line.
     """
-    growing = [(cp.spec.name, cp.n_appended) for cp in plan.catalogues if cp.n_appended]
-    if not growing or protocol is None or (protocol in APPEND_PROTOCOLS & set(PROTOCOLS)):
+    if protocol is None:
         return
-    what = ", ".join(f"{n} new row(s) for {name}" for name, n in growing)
-    fix = "'rsgm+hash' (or 'auto')" if "auto" in PROTOCOLS else "'rsgm+hash'"
-    kind = " (published labels only)" if protocol == "rsgm" else ""
+    own = dict(overrides or {})
+    blocked = [
+        (cp.spec.name, cp.n_appended, own.get(cp.spec.name, protocol))
+        for cp in plan.catalogues
+        if cp.n_appended
+        and own.get(cp.spec.name, protocol) not in APPEND_PROTOCOLS & set(PROTOCOLS)
+    ]
+    if not blocked:
+        return
+    name, n, bad = blocked[0]
+    key = f"split.overrides.{name}" if name in own else "split.protocol"
+    kind = " (published labels only)" if bad == "rsgm" else ""
     raise SplitProtocolError(
-        f"refresh not started: {what}, but split.protocol {protocol!r}{kind} cannot take "
-        f"appended rows; set split.protocol to {fix} in params.yaml and refresh again "
+        f"refresh not started: {n} new row(s) for {name}, but {key} {bad!r}{kind} cannot take "
+        f"appended rows; set {key} to 'auto' or 'rsgm+hash' in params.yaml and refresh again "
         "(nothing was changed; the incoming files are still in data/incoming/)"
     )

@@ -37,11 +37,13 @@ class Manifold(ABC):
         ambient_dim: dimension D of the embedding space.
         curvature_operator_coeff: the constant c with ½W_H − Ric♯ = c·Id for this embedding
             (the geometric operator of the ambient Rao-Blackwellized DSM expansion).
+        log_volume: log vol(M) of a compact manifold; ``None`` where the volume is infinite.
     """
 
     dim: int
     ambient_dim: int
     curvature_operator_coeff: float
+    log_volume: float | None = None
 
     # ------------------------------------------------------------------ projections
     @abstractmethod
@@ -157,9 +159,10 @@ class Manifold(ABC):
             ValueError: if M has infinite volume.
         """
 
-    @abstractmethod
     def uniform_logprob(self, x: Tensor) -> Tensor:
         """Log-density of the uniform distribution w.r.t. the Riemannian volume.
+
+        Built on :attr:`log_volume`, which a compact manifold sets in its constructor.
 
         Args:
             x: Tensor, shape (..., D), points on M.
@@ -168,8 +171,12 @@ class Manifold(ABC):
             Tensor, shape (...), equal to −log vol(M).
 
         Raises:
-            ValueError: if M has infinite volume.
+            ValueError: if M has infinite volume (no ``log_volume``) or x has the wrong last axis.
         """
+        self._check_last_axis(x)
+        if self.log_volume is None:
+            raise ValueError(f"{self!r} has infinite volume: no uniform distribution")
+        return torch.full(x.shape[:-1], -self.log_volume, dtype=x.dtype, device=x.device)
 
     def random_normal_tangent(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Standard Gaussian in the tangent space T_x M (covariance = the metric's identity).

@@ -111,11 +111,6 @@ class Sphere(Manifold):
         z = torch.randn((n, self.ambient_dim), dtype=dtype, device=device, generator=generator)
         return self.projx(z)
 
-    def uniform_logprob(self, x: Tensor) -> Tensor:
-        """−log vol(S^d) broadcast to shape x.shape[:-1] (−log 4π on S²)."""
-        self._check_last_axis(x)
-        return torch.full(x.shape[:-1], -self.log_volume, dtype=x.dtype, device=x.device)
-
     def check_point(self, x: Tensor, atol: float = 1e-5) -> bool:
         """|x| = 1 within atol for every row (see :meth:`Manifold.check_point`)."""
         if x.shape[-1] != self.ambient_dim:

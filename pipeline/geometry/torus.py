@@ -122,11 +122,6 @@ class FlatTorus(Manifold):
         u = torch.rand((n, self.dim), dtype=dtype, device=device, generator=generator)
         return self.angles_to_points(2 * math.pi * u)
 
-    def uniform_logprob(self, x: Tensor) -> Tensor:
-        """−n log 2π broadcast to shape x.shape[:-1]."""
-        self._check_last_axis(x)
-        return torch.full(x.shape[:-1], -self.log_volume, dtype=x.dtype, device=x.device)
-
     def check_point(self, x: Tensor, atol: float = 1e-5) -> bool:
         """Every circle factor has unit norm within atol."""
         if x.shape[-1] != self.ambient_dim:

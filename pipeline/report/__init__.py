@@ -22,7 +22,6 @@ from pipeline.report.sections import VOLCANO_DISTINCT_POINTS, VOLCANO_ROWS
 from pipeline.report.summary import (
     DEFAULT_SUMMARY_PATH,
     seed_mean,
-    seed_statistics,
     validate_summary,
 )
 from pipeline.report.versions import (
@@ -51,6 +50,5 @@ __all__ = [
     "nll_table_markdown",
     "read_summary_at_revision",
     "seed_mean",
-    "seed_statistics",
     "validate_summary",
 ]

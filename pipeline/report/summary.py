@@ -22,8 +22,7 @@ The per-model files hold the inner dict plus ``"loss_history": {"<seed>": [[step
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,6 @@ __all__ = [
     "read_report_json",
     "catalogue_order",
     "seed_mean",
-    "seed_statistics",
     "summary_models",
     "unique_in_order",
     "validate_summary",
@@ -50,36 +48,6 @@ DEFAULT_SUMMARY_PATH = "reports/summary.json"
 #: Keys every ``per_seed`` entry must have; ``val_nll``, ``nfe``, ``train_steps``,
 #: ``train_seconds`` and ``normalization`` are optional (shown as "—" where absent).
 _PER_SEED_REQUIRED: tuple[str, ...] = ("seed", "test_nll")
-
-
-def seed_statistics(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean, sample std (ddof = 1) and 95 % CI half-width of per-seed values.
-
-    Args:
-        values: Per-seed values, length ``n >= 1``.
-
-    Returns:
-        ``(mean, std, ci95)`` with ``ci95 = t_{0.975, n-1} * std / sqrt(n)`` (the exact
-        Student-t quantile); for ``n = 1`` std and ci95 are NaN. The ``std`` and ``ci95`` of
-        a summary are not computed here but by the evaluate stage
-        (:func:`pipeline.metrics.nll_statistics`: std 0.0 for one seed, and t quantiles
-        rounded to 3 decimals up to 10 seeds).
-
-    Raises:
-        ValueError: If ``values`` is empty or holds non-finite numbers.
-    """
-    from scipy import stats
-
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1 or arr.size == 0 or not np.all(np.isfinite(arr)):
-        raise ValueError(f"seed_statistics needs a non-empty 1-D finite sequence, got {values!r}")
-    n = arr.size
-    mean = float(arr.mean())
-    if n == 1:
-        return mean, math.nan, math.nan
-    std = float(arr.std(ddof=1))
-    ci95 = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n))
-    return mean, std, ci95
 
 
 def validate_summary(summary: Mapping[str, Any], where: str = "summary") -> None:

@@ -143,6 +143,8 @@ class SO3(Manifold):
         log_volume: log(16√2 π²).
     """
 
+    log_volume: float
+
     def __init__(self) -> None:
         self.dim = 3
         self.ambient_dim = 9
@@ -238,11 +240,6 @@ class SO3(Manifold):
             torch.stack((2 * (a * c - b * w), 2 * (b * c + a * w), 1 - 2 * (a * a + b * b)), -1),
         ]
         return self._flat(torch.stack(rows, dim=-2)).to(dtype)
-
-    def uniform_logprob(self, x: Tensor) -> Tensor:
-        """−log(16√2 π²) everywhere."""
-        self._check_last_axis(x)
-        return torch.full(x.shape[:-1], -self.log_volume, dtype=x.dtype, device=x.device)
 
     def check_point(self, x: Tensor, atol: float = 1e-5) -> bool:
         """RᵀR = I and det R = 1 within ``atol``."""

@@ -237,3 +237,27 @@ def test_rsgm_plus_hash_keeps_published_labels_and_hashes_appended_rows() -> Non
     pd.testing.assert_frame_equal(more.iloc[: n0 + 40].reset_index(drop=True), table)
     with pytest.raises(SplitError, match="original rows first"):
         make_split("rsgm+hash", lat[:10], lon[:10], seeds, fractions, labels_path=labels)
+
+
+def test_auto_is_the_published_split_where_labels_exist_and_hash_elsewhere(
+    tmp_path: Path,
+) -> None:
+    from pipeline.data.splits import PROTOCOLS, resolve_protocol
+    from pipeline.params_schema import SPLIT_PROTOCOLS
+
+    assert SPLIT_PROTOCOLS == PROTOCOLS
+    labels = published_labels_path(PUBLISHED, "volcano")
+    assert resolve_protocol("auto", labels) == "rsgm+hash"
+    assert resolve_protocol("auto", tmp_path / "none.csv") == "hash"
+    assert resolve_protocol("auto", None) == "hash"
+    assert resolve_protocol("rsgm", None) == "rsgm"
+    rng = np.random.default_rng(1)
+    lat, lon = rng.uniform(-80, 80, 827), rng.uniform(-180, 180, 827)
+    # With no appended rows, auto writes byte for byte the published split's file.
+    auto = write_split(make_split("auto", lat, lon, SEEDS, FRACTIONS, labels), tmp_path / "a.csv")
+    rsgm = write_split(make_split("rsgm", lat, lon, SEEDS, FRACTIONS, labels), tmp_path / "r.csv")
+    assert auto.read_bytes() == rsgm.read_bytes()
+    pd.testing.assert_frame_equal(
+        make_split("auto", lat, lon, SEEDS, FRACTIONS, tmp_path / "none.csv"),
+        hash_split(lat, lon, SEEDS, FRACTIONS),
+    )

@@ -306,7 +306,8 @@ def test_protocol_that_cannot_take_new_rows_fails_up_front_and_changes_nothing(
 
     message = str(info.value)
     assert "\n" not in message
-    assert "2 new row(s) for volcano" in message and "set split.protocol to 'rsgm+hash'" in message
+    assert "2 new row(s) for volcano" in message
+    assert "set split.protocol to 'auto' or 'rsgm+hash'" in message
     assert "nothing was changed" in message
     assert _snapshot(project) == before
     assert incoming.read_bytes() == NEW_VOLCANO

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from pipeline.flows.refresh_errors import RefreshError
-from pipeline.flows.refresh_settings import DEFAULT_RAW_DIR, load_refresh_settings
+from pipeline.flows.refresh_errors import RefreshError, SplitProtocolError
+from pipeline.flows.refresh_settings import (
+    DEFAULT_RAW_DIR,
+    check_split_protocol,
+    load_refresh_settings,
+)
 
 INGEST = """\
 ingest:
@@ -47,3 +52,30 @@ def test_bad_params_fail_with_one_line(tmp_path: Path, text: str | None, message
         (tmp_path / "params.yaml").write_text(text)
     with pytest.raises(RefreshError, match=message):
         load_refresh_settings(tmp_path)
+
+
+def test_split_overrides_are_read_per_catalogue(tmp_path: Path) -> None:
+    (tmp_path / "params.yaml").write_text(
+        INGEST + "split:\n  protocol: auto\n  overrides: {volcano: rsgm}\n"
+    )
+    settings = load_refresh_settings(tmp_path)
+    assert settings.split_protocol == "auto" and settings.split_overrides == {"volcano": "rsgm"}
+
+
+def _plan(**appended: int) -> SimpleNamespace:
+    return SimpleNamespace(
+        catalogues=[
+            SimpleNamespace(spec=SimpleNamespace(name=name), n_appended=n)
+            for name, n in appended.items()
+        ]
+    )
+
+
+def test_a_catalogue_override_decides_whether_its_rows_can_be_appended() -> None:
+    # auto takes appended rows; a per-catalogue 'rsgm' does not, and the message names its key.
+    check_split_protocol(_plan(volcano=2, fire=0), "auto")
+    check_split_protocol(_plan(volcano=0, fire=3), "auto", {"volcano": "rsgm"})
+    with pytest.raises(SplitProtocolError, match=r"split\.overrides\.volcano 'rsgm'") as info:
+        check_split_protocol(_plan(volcano=2, fire=3), "auto", {"volcano": "rsgm"})
+    assert "2 new row(s) for volcano" in str(info.value) and "\n" not in str(info.value)
+    check_split_protocol(_plan(volcano=2), "rsgm", {"volcano": "rsgm+hash"})

@@ -89,8 +89,8 @@ def prepared(tmp_path_factory: pytest.TempPathFactory, api_url: str) -> Path:
         "lat,lon\n" + "".join(f"{a:.4f},{b:.4f}\n" for a, b in zip(lat, lon, strict=True))
     )
     (root / "params.yaml").write_text(yaml.safe_dump(_params("thread")))
-    for stage in ("ingest", "split"):
-        proc = _stage(root, api_url, stage, "--catalogue", "tiny")
+    for stage, *args in (("ingest",), ("split",), ("train_config", "--model", "rsgm")):
+        proc = _stage(root, api_url, stage, "--catalogue", "tiny", *args)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
     return root

@@ -61,6 +61,8 @@ def _run(
     path.write_text(yaml.safe_dump(params))
     if stage == "train":
         from stages.train import main
+    elif stage == "train_config":
+        from stages.train_config import main
     else:
         from stages.evaluate import main
     rc = main(["--params", str(path), "--catalogue", "earthquake", "--model", "rsgm"])
@@ -70,14 +72,20 @@ def _run(
 @pytest.mark.parametrize(
     ("key", "value", "message"), TRAIN_PROBES, ids=[p[0] for p in TRAIN_PROBES]
 )
+@pytest.mark.parametrize("stage", ["train_config", "train"])
 def test_train_params_mistake_is_one_line_naming_the_key(
-    key: str, value: Any, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    stage: str,
+    key: str,
+    value: Any,
+    message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    rc, err = _run("train", _set(_params(), key, value), tmp_path, capsys)
+    rc, err = _run(stage, _set(_params(), key, value), tmp_path, capsys)
     assert rc == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    assert lines[0].startswith("train: error: ") and message in lines[0], lines[0]
+    assert lines[0].startswith(f"{stage}: error: ") and message in lines[0], lines[0]
     assert not (tmp_path / "data").exists()  # nothing was trained
 
 
