@@ -58,6 +58,7 @@ def local_process_cluster(
     env: Mapping[str, str] | None = None,
     timeout: float = 60.0,
     grace: float = 10.0,
+    cwd: str | Path | None = None,
 ) -> Iterator[ProcessCluster]:
     """Start a scheduler and ``n_workers`` single-threaded workers on 127.0.0.1.
 
@@ -69,6 +70,8 @@ def local_process_cluster(
             tasks need ``PREFECT_API_URL`` to reach the flow's API.
         timeout: Seconds to wait for the scheduler and every worker.
         grace: Seconds between SIGTERM and SIGKILL when stopping.
+        cwd: Working directory of the workers (default: this process's), e.g. to check
+            that the stages pass paths a worker started elsewhere can use.
 
     Yields:
         The :class:`ProcessCluster`; every process is stopped on exit, in every outcome.
@@ -113,7 +116,7 @@ def local_process_cluster(
                         [dask, "worker", address, "--nthreads", "1", "--no-nanny",
                          "--no-dashboard", "--name", f"w{i}",
                          "--local-directory", str(workdir / f"worker{i}")],
-                        env=environ, stderr=log, start_new_session=True,
+                        env=environ, stderr=log, start_new_session=True, cwd=cwd,
                     )
                 )  # fmt: skip
             with Client(address, timeout=timeout) as client:

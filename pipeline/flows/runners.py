@@ -99,6 +99,40 @@ def parse_runner_spec(
     )
 
 
+def check_scheduler_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in one line, before any work, when no Dask scheduler listens at ``address``.
+
+    distributed itself would retry for its 30 s connect timeout and then raise a traceback
+    from inside the flow. Only TCP-like addresses (``tcp://``, ``tls://``, ``host:port``) are
+    probed; others (``inproc://``, ``ucx://``) are left to distributed.
+
+    Args:
+        address: The scheduler address, e.g. ``"tcp://10.0.0.5:8786"``.
+        timeout: Seconds to wait for the TCP connection.
+
+    Raises:
+        ValueError: If the address cannot be parsed or nothing accepts a connection there.
+    """
+    import socket
+
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "tcp", "tls"):
+        return
+    host, _, port = rest.rstrip("/").rpartition(":")
+    host = host.strip("[]")  # an IPv6 literal
+    if not host or not port.isdigit():
+        raise ValueError(f"Dask scheduler address {address!r}: expected tcp://host:port")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ValueError(
+            f"Dask scheduler at {address} is not reachable ({reason}); start it, or unset "
+            f"{DASK_ADDRESS_ENV} / train.runner.address to run on this machine"
+        ) from exc
+
+
 def make_task_runner(
     spec: Mapping[str, Any] | RunnerSpec | None = None,
 ) -> TaskRunner[Any]:
@@ -115,7 +149,8 @@ def make_task_runner(
         ``distributed.LocalCluster``).
 
     Raises:
-        ValueError: If the spec is invalid.
+        ValueError: If the spec is invalid, or its scheduler address does not answer
+            (:func:`check_scheduler_reachable`).
     """
     parsed = spec if isinstance(spec, RunnerSpec) else parse_runner_spec(spec)
     if parsed.kind == "thread":
@@ -129,6 +164,7 @@ def make_task_runner(
     from prefect_dask import DaskTaskRunner
 
     if parsed.address:
+        check_scheduler_reachable(parsed.address)
         return DaskTaskRunner(address=parsed.address)
     cluster_kwargs: dict[str, Any] = {
         "n_workers": parsed.max_workers,

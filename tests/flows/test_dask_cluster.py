@@ -21,7 +21,7 @@ import yaml
 
 from pipeline.flows.dask_processes import ProcessCluster, local_process_cluster
 from pipeline.flows.runners import DASK_ADDRESS_ENV
-from stages import evaluate, ingest, split, train
+from stages import evaluate, ingest, split, train, train_config
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -80,6 +80,8 @@ def _prepare(tiny_catalogue, tmp_path: Path, steps: int) -> tuple[Path, Path]:  
                         "--metrics-dir", str(tmp_path / "reports")]) == 0  # fmt: skip
     assert split.main([*common, "--processed-dir", str(data / "processed"),
                        "--splits-dir", str(data / "splits")]) == 0  # fmt: skip
+    assert train_config.main([*common, "--model", "rsgm",
+                              "--configs-dir", str(data / "configs")]) == 0  # fmt: skip
     return params, data
 
 
@@ -87,6 +89,7 @@ def _train(params: Path, data: Path, out: Path) -> int:
     return train.main(
         ["--catalogue", "tiny", "--model", "rsgm", "--params", str(params),
          "--processed-dir", str(data / "processed"), "--splits-dir", str(data / "splits"),
+         "--configs-dir", str(data / "configs"),
          "--models-dir", str(out / "models"), "--plots-dir", str(out / "plots"),
          "--timings-dir", str(out / "timings")]
     )  # fmt: skip
@@ -195,13 +198,6 @@ def test_a_killed_worker_loses_no_work(  # type: ignore[no-untyped-def]
     assert max(resumed) >= 100 and all(r % 20 == 0 for r in resumed), resumed
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 19): today the stage fails after distributed's 30 s connect "
-    "timeout with a traceback; the up-front check belongs in pipeline/flows/runners.py, whose "
-    "edit reruns every stage, so it is batched with the next full run",
-)
 def test_an_unreachable_scheduler_is_one_line_before_any_work(  # type: ignore[no-untyped-def]
     tiny_catalogue,
     tmp_path: Path,
@@ -223,3 +219,36 @@ def test_an_unreachable_scheduler_is_one_line_before_any_work(  # type: ignore[n
     assert took < 15, f"took {took:.0f} s"
     assert not (tmp_path / "dask/models/tiny/rsgm/seed0").exists()
     assert err[-1].startswith("train: ") and address in err[-1]
+
+
+def test_workers_started_in_another_folder_write_where_the_stage_runs(  # type: ignore[no-untyped-def]
+    tiny_catalogue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stage passes absolute paths: relative ones would land in the workers' folder."""
+    from prefect.settings import PREFECT_API_URL
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    project = tmp_path / "project"
+    project.mkdir()
+    params, data = _prepare(tiny_catalogue, project, steps=20)
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    env.pop(DASK_ADDRESS_ENV, None)
+    with local_process_cluster(1, tmp_path / "cluster", env=env, cwd=elsewhere) as running:
+        monkeypatch.setenv(DASK_ADDRESS_ENV, running.address)
+        monkeypatch.chdir(project)
+        rel = Path("data")
+        assert _train(params, rel, Path("out")) == 0
+    assert sorted(p.name for p in (project / "out/models/tiny/rsgm").iterdir()) == [
+        "seed0",
+        "seed1",
+    ]
+    assert not (elsewhere / "out").exists()
+
+
+def test_a_worker_that_cannot_see_the_project_says_so_in_one_line(tmp_path: Path) -> None:
+    from stages.common import worker_sees
+
+    with pytest.raises(FileNotFoundError, match="not found on .*shared") as info:
+        worker_sees(str(tmp_path / "data/processed/tiny.nc"))
+    assert "\n" not in str(info.value) and str(tmp_path) in str(info.value)
