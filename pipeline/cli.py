@@ -116,7 +116,41 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"geosgm compare: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    if args.maps is not None:
+        return _write_change_maps(repo, args)
     return EXIT_OK
+
+
+def _write_change_maps(repo: Path, args: argparse.Namespace) -> int:
+    """``geosgm compare --maps DIR``: a Δ log-density map per committed map grid."""
+    from pipeline.report.map_changes import GRIDS_DIR, change_maps
+
+    maps = _params_sections(repo, "maps")["maps"]
+    root = repo / GRIDS_DIR
+    pairs = sorted((p.parent.name, p.stem) for p in root.glob("*/*.nc"))
+    if not pairs:
+        print(f"geosgm compare: no map grids in {root} (run the maps stage)", file=sys.stderr)
+        return EXIT_FAILED
+    changes = change_maps(
+        repo,
+        args.rev_a,
+        args.rev_b,
+        pairs,
+        args.maps,
+        naturalearth_dir=repo / str(maps.get("naturalearth_dir", "data/naturalearth")),
+        display_upsample=int(maps.get("display_upsample", 1)),
+    )
+    for c in changes:
+        if c.png is None:
+            print(f"{c.catalogue}/{c.model}: no change map ({c.note})")
+            continue
+        beyond = (
+            "no seed spread"
+            if c.fraction_exceeding is None
+            else f"{100 * c.fraction_exceeding:.1f}% of the sphere beyond 2x seed spread"
+        )
+        print(f"{c.catalogue}/{c.model}: max |Δ| {c.max_abs_delta:.2f} nats, {beyond} -> {c.png}")
+    return EXIT_OK if any(c.png is not None for c in changes) else EXIT_FAILED
 
 
 def _cmd_refresh(args: argparse.Namespace) -> int:
@@ -332,6 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare the metrics of two git revisions")
     compare.add_argument("rev_a", help="older revision (e.g. HEAD~1)")
     compare.add_argument("rev_b", help="newer revision (e.g. HEAD or workspace)")
+    compare.add_argument(
+        "--maps",
+        type=Path,
+        metavar="DIR",
+        help="also write DIR/<catalogue>/<model>.png: Δ log-density maps (B − A) from the "
+        "map grids committed in git, with changes beyond twice the seed spread hatched",
+    )
     compare.set_defaults(func=_cmd_compare)
 
     refresh = sub.add_parser(

@@ -15,7 +15,9 @@ and assembles, with :func:`pipeline.report.build.build_report`:
 * the geometry stage's ``reports/geometry/*.json`` and ``*.png`` when that folder exists;
 * the versions section: this run against ``summary.json`` at ``compare_rev`` (read with
   ``git show``, or through DVC if the file is DVC-tracked). ``auto`` is the latest commit
-  whose test NLLs differ from this run's, so a committed report never compares with itself.
+  whose test NLLs differ from this run's, so a committed report never compares with itself;
+  with the Δ log-density map of every map against that version's grid in git
+  (``reports/figures/change/<catalogue>/<model>.png``).
 
 Usage::
 
@@ -31,6 +33,7 @@ from typing import Any
 
 from pipeline.report.build import build_report
 from pipeline.report.loss_curves import loss_figures
+from pipeline.report.map_changes import change_maps
 from pipeline.report.revisions import previous_version
 from pipeline.report.summary import DEFAULT_SUMMARY_PATH, read_report_json, validate_summary
 from stages.common import load_params, section
@@ -52,6 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--maps-dir", type=Path, default=Path("reports/maps"))
     parser.add_argument("--geometry-dir", type=Path, default=Path("reports/geometry"))
     parser.add_argument("--figures-dir", type=Path, default=Path("reports/figures/loss"))
+    parser.add_argument("--changes-dir", type=Path, default=Path("reports/figures/change"))
     parser.add_argument("--out-dir", type=Path, default=Path("reports"))
     return parser.parse_args(argv)
 
@@ -86,6 +90,19 @@ def run(args: argparse.Namespace) -> Path:
         geometry = {p.stem: read_report_json(p) for p in sorted(args.geometry_dir.glob("*.json"))}
         geometry_pngs = sorted(args.geometry_dir.glob("*.png"))
 
+    previous = previous_version(args.repo, cfg["compare_rev"], summary, args.summary)
+    changes = []
+    if previous.rev is not None:
+        maps_cfg = params.get("maps") or {}
+        changes = change_maps(
+            args.repo,
+            previous.rev,
+            "workspace",
+            [(cat, model) for cat, models in maps.items() for model in models],
+            args.changes_dir,
+            naturalearth_dir=maps_cfg.get("naturalearth_dir"),
+            display_upsample=int(maps_cfg.get("display_upsample", 1)),
+        )
     paths = build_report(
         summary,
         args.out_dir,
@@ -93,8 +110,9 @@ def run(args: argparse.Namespace) -> Path:
         loss_pngs=loss_figures(summary, args.metrics_dir, args.figures_dir),
         geometry=geometry,
         geometry_pngs=geometry_pngs,
-        previous=previous_version(args.repo, cfg["compare_rev"], summary, args.summary),
+        previous=previous,
         title=cfg["title"],
+        map_changes=changes,
     )
     size = paths.html.stat().st_size / 1e6
     print(f"report: wrote {paths.markdown} and {paths.html} ({size:.1f} MB, self-contained)")

@@ -26,7 +26,8 @@ LAYERS: list[set[str]] = [
     {"ambient", "training"},  # seed-002 ambient DSM; the trainer
     {"zoo"},  # the model variants
     {"evaluation"},  # a trained model loaded and evaluated
-    {"maps", "report", "query"},  # what users see
+    {"maps", "query"},  # what users see: maps, queries
+    {"report"},  # the report (it shows the maps and what moved on them)
     {"flows"},  # orchestration (Prefect, Dask, refresh)
     {"cli"},  # the command
 ]

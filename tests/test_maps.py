@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -211,13 +213,16 @@ def _map_cfg(**changes: Any) -> dict[str, Any]:
         "dynamic_range": 8,
         "dpi": 50,
         "naturalearth_dir": str(NATURALEARTH),
+        "display_upsample": 2,
+        "spread_seeds": [],
+        "spread_grid": [6, 12],
     }
     cfg.update(changes)
     return cfg
 
 
 def test_maps_stage_config_is_checked() -> None:
-    from stages.maps import MapConfig
+    from pipeline.maps.render import MapConfig
 
     cfg = MapConfig.from_params(_map_cfg())
     assert cfg.dynamic_range == 8.0 and isinstance(cfg.dynamic_range, float)
@@ -229,6 +234,12 @@ def test_maps_stage_config_is_checked() -> None:
         MapConfig.from_params(_map_cfg(rtol=0.0))
     with pytest.raises(ValueError, match="projection"):
         MapConfig.from_params(_map_cfg(projection="mercator"))
+    with pytest.raises(ValueError, match="spread_seeds must be"):
+        MapConfig.from_params(_map_cfg(spread_seeds=[0]))
+    with pytest.raises(ValueError, match="spread_grid must be"):
+        MapConfig.from_params(_map_cfg(spread_grid=[6]))
+    with pytest.raises(ValueError, match="display_upsample must be > 0"):
+        MapConfig.from_params(_map_cfg(display_upsample=0))
 
 
 def test_maps_stage_renders_a_known_density(
@@ -237,7 +248,7 @@ def test_maps_stage_renders_a_known_density(
     """The stage core on a closed-form vMF mixture: grid values, Z and outputs are exact."""
     import xarray as xr
 
-    from stages.maps import MapConfig, render_map
+    from pipeline.maps.render import MapConfig, render_map
 
     cfg = MapConfig.from_params(_map_cfg())
     calls: list[int] = []
@@ -283,3 +294,134 @@ def test_maps_stage_renders_a_known_density(
         render_map(
             bad_density, sample_fn, test_xyz, cfg, tmp_path / "x.png", tmp_path / "x.nc", title="x"
         )
+
+
+# --- display interpolation, seed spread, and what moved between versions ---
+
+
+def test_display_upsampling_keeps_constants_and_linear_fields_and_wraps() -> None:
+    from pipeline.maps.grid import upsample_for_display
+
+    lat, lon, _ = latlon_grid(6, 12)
+    const = np.full((6, 12), -2.5)
+    f_lat, f_lon, fine = upsample_for_display(lat, lon, const, 4)
+    assert fine.shape == (24, 48) and f_lat.shape == (24,) and f_lon.shape == (48,)
+    np.testing.assert_allclose(fine, -2.5, rtol=0, atol=1e-12)
+    # A field linear in latitude is reproduced exactly between the outer rows.
+    linear = np.repeat(lat[:, None], 12, axis=1) / 10.0
+    _, _, fine = upsample_for_display(lat, lon, linear, 4)
+    inner = (f_lat > lat[0]) & (f_lat < lat[-1])
+    np.testing.assert_allclose(fine[inner], np.repeat(f_lat[inner, None], 48, 1) / 10.0, atol=1e-12)
+    # Longitude wraps: beyond the last centre the value moves towards the first column.
+    step = np.zeros((6, 12))
+    step[:, 0] = 1.0
+    _, _, fine = upsample_for_display(lat, lon, step, 4)
+    assert fine[:, -1].min() > 0.0 and fine[:, 0].min() > 0.0
+    with pytest.raises(ValueError, match="factor >= 1"):
+        upsample_for_display(lat, lon, const, 0)
+    assert upsample_for_display(lat, lon, const, 1)[2] is not None
+
+
+def test_seed_spread_is_the_sample_sd_over_seeds() -> None:
+    from pipeline.maps.render import seed_spread
+
+    # Seed k's density is the vMF mixture shifted by k nats: the spread is sd(0..4) everywhere.
+    lat, lon, sd = seed_spread(lambda k, xyz: _vmf_mixture_logp(xyz) + k, [0, 1, 2, 3, 4], 6, 12)
+    assert sd.shape == (6, 12) and lat.shape == (6,) and lon.shape == (12,)
+    np.testing.assert_allclose(sd, np.std([0, 1, 2, 3, 4], ddof=1), rtol=1e-12)
+    with pytest.raises(ValueError, match="at least two seeds"):
+        seed_spread(lambda k, xyz: _vmf_mixture_logp(xyz), [0], 6, 12)
+
+
+def _grid(tmp_path: Path, name: str, shift: float, sd: float | None) -> Path:
+    lat, lon, xyz = latlon_grid(18, 36)
+    logp = _vmf_mixture_logp(xyz).reshape(18, 36)
+    logp[:9] += shift  # the southern half moves by `shift`
+    spread = None
+    if sd is not None:
+        s_lat, s_lon, _ = latlon_grid(6, 12)
+        spread = (s_lat, s_lon, np.full((6, 12), sd))
+    return write_density_netcdf(tmp_path / f"{name}.nc", lat, lon, logp, {"model": "m"}, spread)
+
+
+def test_density_grid_round_trips_with_its_spread(tmp_path: Path) -> None:
+    from pipeline.maps.netcdf import read_density_netcdf
+
+    grid = read_density_netcdf(_grid(tmp_path, "a", 0.0, 0.25))
+    assert grid.log_density.shape == (18, 36) and grid.attrs["Conventions"] == "CF-1.8"
+    assert grid.spread is not None and grid.spread[2].shape == (6, 12)
+    np.testing.assert_array_equal(grid.spread[2], 0.25)
+    assert read_density_netcdf(_grid(tmp_path, "b", 0.0, None)).spread is None
+    (tmp_path / "junk.nc").write_bytes(b"not netcdf")
+    with pytest.raises(ValueError, match="junk.nc: not a readable netCDF"):
+        read_density_netcdf(tmp_path / "junk.nc")
+    with pytest.raises(ValueError, match="density grid not found"):
+        read_density_netcdf(tmp_path / "none.nc")
+
+
+def test_change_is_exact_and_marked_only_beyond_twice_the_spread(tmp_path: Path) -> None:
+    from pipeline.maps.change import density_change
+    from pipeline.maps.netcdf import read_density_netcdf
+
+    a = read_density_netcdf(_grid(tmp_path, "a", 0.0, 0.1))
+    b = read_density_netcdf(_grid(tmp_path, "b", 0.5, 0.1))
+    change = density_change(a, b)
+    np.testing.assert_allclose(change.delta[:9], 0.5, atol=1e-12)
+    np.testing.assert_allclose(change.delta[9:], 0.0, atol=1e-12)
+    assert change.yardstick is not None and change.exceeds is not None
+    np.testing.assert_allclose(change.yardstick, 2 * math.sqrt(2) * 0.1)  # 0.283 < 0.5
+    assert change.exceeds[:9].all() and not change.exceeds[9:].any()
+    assert change.fraction_exceeding == pytest.approx(0.5, abs=1e-12)  # half the area
+    small = density_change(a, read_density_netcdf(_grid(tmp_path, "c", 0.2, 0.1)))
+    assert small.exceeds is not None and not small.exceeds.any()
+    no_spread = density_change(
+        read_density_netcdf(_grid(tmp_path, "d", 0.0, None)),
+        read_density_netcdf(_grid(tmp_path, "e", 0.5, None)),
+    )
+    assert no_spread.exceeds is None and no_spread.fraction_exceeding is None
+    lat, lon, xyz = latlon_grid(9, 18)
+    coarse = read_density_netcdf(
+        write_density_netcdf(tmp_path / "f.nc", lat, lon, np.zeros((9, 18)))
+    )
+    with pytest.raises(ValueError, match="different grids"):
+        density_change(a, coarse)
+
+
+def test_change_maps_between_git_revisions(
+    tmp_path: Path, restore_cartopy_config: None, no_network: list[Any]
+) -> None:
+    import subprocess
+
+    from pipeline.report.map_changes import change_blocks, change_maps
+
+    repo = tmp_path / "repo"
+    grids = repo / "data/maps/volcano"
+    grids.mkdir(parents=True)
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "PATH": os.environ["PATH"],
+    }
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(repo), *args], check=True, env=env, capture_output=True)
+
+    git("init", "-q")
+    shutil.copy(_grid(tmp_path, "a", 0.0, 0.1), grids / "rsgm.nc")
+    git("add", "-A")
+    git("commit", "-qm", "a")
+    shutil.copy(_grid(tmp_path, "b", 0.5, 0.1), grids / "rsgm.nc")
+    pairs = [("volcano", "rsgm"), ("volcano", "ambient_rb")]
+    out = change_maps(repo, "HEAD", "workspace", pairs, tmp_path / "change",
+                      naturalearth_dir=NATURALEARTH, display_upsample=2)  # fmt: skip
+    drawn, missing = out
+    assert drawn.png is not None and drawn.png.stat().st_size > 1000
+    assert drawn.max_abs_delta == pytest.approx(0.5)
+    assert drawn.fraction_exceeding == pytest.approx(0.5)
+    assert missing.png is None and "not in git at HEAD" in missing.note
+    text = " ".join(getattr(b, "markdown", "") for b in change_blocks(out, "HEAD"))
+    assert "volcano/rsgm: max |Δ| 0.50 nats, 50.0% of the sphere" in text
+    assert "No change map for 1 map(s)" in text
+    assert no_network == []

@@ -19,6 +19,7 @@ from pipeline.report.document import (
     render_markdown,
     slug,
 )
+from pipeline.report.map_changes import ChangeMap, change_blocks
 from pipeline.report.sections import (
     budget_blocks,
     caveat_blocks,
@@ -61,6 +62,7 @@ def build_report(
     geometry_pngs: Sequence[str | os.PathLike[str]] = (),
     previous: PreviousVersion | None = None,
     title: str = "geosgm report",
+    map_changes: Sequence[ChangeMap] = (),
 ) -> ReportPaths:
     """Write ``report.md`` and a self-contained ``report.html`` into ``out_dir``.
 
@@ -79,6 +81,8 @@ def build_report(
         geometry_pngs: Figures of the geometry stage.
         previous: The version to compare with; ``None`` leaves the versions section empty.
         title: Report title.
+        map_changes: Δ log-density maps against ``previous``
+            (:func:`pipeline.report.map_changes.change_maps`), shown in the versions section.
 
     Returns:
         The paths of the two files.
@@ -166,6 +170,9 @@ def build_report(
             blocks.append(image(png, Path(png).stem, Path(png).stem))
     heading(2, "Versions")
     blocks += version_blocks(summary, previous)
+    if map_changes and previous is not None:
+        heading(3, "What moved on the maps")
+        blocks += change_blocks(list(map_changes), previous.label)
     heading(2, "Caveats")
     blocks += caveat_blocks(summary)
 

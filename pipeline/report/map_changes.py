@@ -1,0 +1,169 @@
+"""What moved on the maps between two versions: Δ log-density maps from the netCDF grids that
+the maps stage commits to git (``data/maps/<catalogue>/<model>.nc``, ``cache: false``).
+
+Used by the report's versions section (this run against the previous version) and by
+``geosgm compare REV_A REV_B --maps DIR``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.maps.change import density_change, draw_change_map
+from pipeline.maps.netcdf import DensityGrid, read_density_netcdf
+from pipeline.report.document import Block, Gallery, Image, Text
+
+__all__ = ["GRIDS_DIR", "ChangeMap", "change_blocks", "change_maps", "grid_at_revision"]
+
+#: Where the maps stage writes its grids, relative to the repository root.
+GRIDS_DIR = "data/maps"
+
+
+@dataclass(frozen=True)
+class ChangeMap:
+    """One pair's change map, or why there is none.
+
+    Attributes:
+        catalogue: Catalogue name.
+        model: Model name.
+        png: The Δ map, or ``None`` (see ``note``).
+        note: Why there is no map (a grid missing at a revision, different grids).
+        max_abs_delta: ``max |Δ log p|`` in nats.
+        fraction_exceeding: Area fraction where ``|Δ|`` exceeds twice the seed spread
+            (``None`` without spreads).
+    """
+
+    catalogue: str
+    model: str
+    png: Path | None
+    note: str = ""
+    max_abs_delta: float | None = None
+    fraction_exceeding: float | None = None
+
+
+def grid_at_revision(repo_dir: str | os.PathLike[str], rev: str, path: str) -> DensityGrid:
+    """A map grid as committed at ``rev`` (``git show``), or on disk for ``"workspace"``.
+
+    Raises:
+        FileNotFoundError: If git has no such file at ``rev`` (one line).
+        ValueError: If it is not a density grid.
+    """
+    repo = Path(repo_dir)
+    if rev == "workspace":
+        if not (repo / path).is_file():
+            raise FileNotFoundError(f"{path} is not in the workspace (run the maps stage)")
+        return read_density_netcdf(repo / path)
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "show", f"{rev}:{path}"], capture_output=True, check=False
+    )
+    if proc.returncode != 0:
+        raise FileNotFoundError(f"{path} is not in git at {rev}")
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "grid.nc"
+        file.write_bytes(proc.stdout)
+        return read_density_netcdf(file)
+
+
+def change_maps(
+    repo_dir: str | os.PathLike[str],
+    rev_a: str,
+    rev_b: str,
+    pairs: Iterable[tuple[str, str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    naturalearth_dir: str | os.PathLike[str] | None = None,
+    display_upsample: int = 4,
+) -> list[ChangeMap]:
+    """Draw ``out_dir/<catalogue>/<model>.png`` (Δ = B − A) for every pair both revisions have.
+
+    Args:
+        repo_dir: Repository root.
+        rev_a: The older revision.
+        rev_b: The newer revision, or ``"workspace"``.
+        pairs: ``(catalogue, model)`` pairs to compare.
+        out_dir: Folder of the PNGs.
+        naturalearth_dir: The shipped coastlines (offline cartopy).
+        display_upsample: Interpolation factor for drawing.
+
+    Returns:
+        One :class:`ChangeMap` per pair, in order.
+    """
+    out = []
+    for cat, model in pairs:
+        path = f"{GRIDS_DIR}/{cat}/{model}.nc"
+        try:
+            a = grid_at_revision(repo_dir, rev_a, path)
+            b = grid_at_revision(repo_dir, rev_b, path)
+            change = density_change(a, b)
+        except (FileNotFoundError, ValueError) as exc:
+            out.append(ChangeMap(cat, model, None, str(exc)))
+            continue
+        png = draw_change_map(
+            change,
+            f"{cat} / {model}: Δ log-density, {rev_b} − {rev_a}",
+            Path(out_dir) / cat / f"{model}.png",
+            naturalearth_dir=naturalearth_dir,
+            display_upsample=display_upsample,
+        )
+        out.append(
+            ChangeMap(
+                cat,
+                model,
+                png,
+                max_abs_delta=float(np.max(np.abs(change.delta))),
+                fraction_exceeding=change.fraction_exceeding,
+            )
+        )
+    return out
+
+
+def change_blocks(changes: list[ChangeMap], label_a: str) -> list[Block]:
+    """The report's "what moved on the maps" blocks: a gallery, or why there is none."""
+    drawn = [c for c in changes if c.png is not None]
+    missing = [c for c in changes if c.png is None]
+    blocks: list[Block] = []
+    if drawn:
+        parts = []
+        for c in drawn:
+            where = (
+                "no seed spread"
+                if c.fraction_exceeding is None
+                else f"{100 * c.fraction_exceeding:.1f}% of the sphere beyond 2× seed spread"
+            )
+            parts.append(f"{c.catalogue}/{c.model}: max |Δ| {c.max_abs_delta:.2f} nats, {where}")
+        blocks.append(
+            Text(
+                f"Δ log-density of each map, this run − `{label_a}` (red: more likely now). "
+                "Hatched cells changed by more than twice the seeds' spread. "
+                + "; ".join(parts)
+                + "."
+            )
+        )
+        blocks.append(
+            Gallery(
+                [
+                    Image(c.png, f"{c.catalogue} {c.model} change", f"{c.catalogue} / {c.model}")
+                    for c in drawn
+                    if c.png is not None
+                ]
+            )
+        )
+    if missing:
+        reasons = sorted({c.note for c in missing})
+        blocks.append(
+            Text(
+                f"No change map for {len(missing)} map(s): "
+                + "; ".join(reasons[:3])
+                + (" (and more)" if len(reasons) > 3 else "")
+                + ". Grids are in git from this version on; `geosgm compare REV_A REV_B "
+                "--maps DIR` draws them for any two such versions."
+            )
+        )
+    return blocks
