@@ -27,13 +27,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from pipeline.report.build import build_report
 from pipeline.report.loss_curves import loss_figures
-from pipeline.report.map_changes import change_maps
+from pipeline.report.map_changes import change_maps, write_change_index
 from pipeline.report.revisions import previous_version
 from pipeline.report.summary import DEFAULT_SUMMARY_PATH, read_report_json, validate_summary
 from stages.common import load_params, section
@@ -92,6 +93,7 @@ def run(args: argparse.Namespace) -> Path:
 
     previous = previous_version(args.repo, cfg["compare_rev"], summary, args.summary)
     changes = []
+    shutil.rmtree(args.changes_dir, ignore_errors=True)  # no stale map of an older comparison
     if previous.rev is not None:
         maps_cfg = params.get("maps") or {}
         changes = change_maps(
@@ -103,6 +105,7 @@ def run(args: argparse.Namespace) -> Path:
             naturalearth_dir=maps_cfg.get("naturalearth_dir"),
             display_upsample=int(maps_cfg.get("display_upsample", 1)),
         )
+    write_change_index(args.changes_dir, changes, previous.rev, "workspace")
     paths = build_report(
         summary,
         args.out_dir,

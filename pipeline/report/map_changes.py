@@ -7,6 +7,7 @@ Used by the report's versions section (this run against the previous version) an
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -16,11 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.atomic import atomic_write
 from pipeline.maps.change import density_change, draw_change_map
 from pipeline.maps.netcdf import DensityGrid, read_density_netcdf
 from pipeline.report.document import Block, Gallery, Image, Text
 
-__all__ = ["GRIDS_DIR", "ChangeMap", "change_blocks", "change_maps", "grid_at_revision"]
+__all__ = [
+    "GRIDS_DIR",
+    "ChangeMap",
+    "change_blocks",
+    "change_maps",
+    "grid_at_revision",
+    "write_change_index",
+]
 
 #: Where the maps stage writes its grids, relative to the repository root.
 GRIDS_DIR = "data/maps"
@@ -167,3 +176,24 @@ def change_blocks(changes: list[ChangeMap], label_a: str) -> list[Block]:
             )
         )
     return blocks
+
+
+def write_change_index(
+    out_dir: str | os.PathLike[str], changes: list[ChangeMap], rev_a: str | None, rev_b: str
+) -> Path:
+    """``out_dir/index.json``: which change maps exist and why the others do not (written even
+    when there is nothing to compare with, so the folder always exists)."""
+    rows = [
+        {
+            "catalogue": c.catalogue,
+            "model": c.model,
+            "png": None if c.png is None else c.png.name,
+            "note": c.note,
+            "max_abs_delta": c.max_abs_delta,
+            "fraction_beyond_2x_seed_spread": c.fraction_exceeding,
+        }
+        for c in changes
+    ]
+    text = json.dumps({"rev_a": rev_a, "rev_b": rev_b, "maps": rows}, indent=2) + "\n"
+    path = Path(out_dir) / "index.json"
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
