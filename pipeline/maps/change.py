@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.atomic import atomic_write
-from pipeline.maps.figure import cartopy_projection
+from pipeline.maps.figure import cartopy_projection, grid_panel, save_png
 from pipeline.maps.grid import upsample_for_display
 from pipeline.maps.netcdf import DensityGrid
 from pipeline.maps.offline import configure_offline_cartopy
@@ -140,19 +139,9 @@ def draw_change_map(
     fig = plt.figure(figsize=(9.0, 4.9), layout="constrained")
     try:
         ax = fig.add_subplot(1, 1, 1, projection=crs)
-        ax.set_global()
-        mesh = ax.pcolormesh(
-            d_lon,
-            d_lat,
-            d_delta,
-            transform=plate,
-            shading="nearest",
-            cmap="RdBu_r",
-            vmin=-scale,
-            vmax=scale,
-            rasterized=True,
+        mesh = grid_panel(
+            ax, d_lat, d_lon, d_delta, cmap="RdBu_r", vmin=-scale, vmax=scale, coast="0.2"
         )
-        ax.coastlines(resolution="110m", linewidth=0.6, color="0.2")
         note = "no seed spread: nothing marked"
         if change.exceeds is not None:
             mask = change.exceeds.astype(np.float64)
@@ -180,9 +169,7 @@ def draw_change_map(
         ax.set_title(f"{title}\n{note}", fontsize=10)
         bar = fig.colorbar(mesh, ax=ax, orientation="vertical", shrink=0.85, pad=0.02)
         bar.set_label("Δ log density, B − A (nats)")
-        out = atomic_write(
-            Path(out_png), lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"), ".png"
-        )
+        out = save_png(fig, out_png, dpi)
     finally:
         plt.close(fig)
     return out

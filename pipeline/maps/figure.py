@@ -13,10 +13,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline.atomic import atomic_write
-from pipeline.maps.grid import UNIFORM_LOG_DENSITY, upsample_for_display
+from pipeline.maps.grid import UNIFORM_LOG_DENSITY, checked_grid, upsample_for_display
 from pipeline.maps.offline import configure_offline_cartopy
 
-__all__ = ["PROJECTIONS", "draw_density_map"]
+__all__ = ["PROJECTIONS", "cartopy_projection", "draw_density_map", "grid_panel", "save_png"]
 
 #: Map projections :func:`draw_density_map` accepts.
 PROJECTIONS: tuple[str, ...] = ("robinson", "mollweide")
@@ -51,6 +51,48 @@ def _check_latlon_points(name: str, points: NDArray[np.float64] | None) -> NDArr
     if arr.size and (np.any(np.abs(arr[:, 0]) > 90.0) or not np.all(np.isfinite(arr))):
         raise ValueError(f"{name} holds latitudes outside [-90, 90] or non-finite values")
     return arr
+
+
+def grid_panel(
+    ax: Any,
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    values: NDArray[np.float64],
+    *,
+    cmap: str,
+    vmin: float,
+    vmax: float,
+    coast: str = "white",
+) -> Any:
+    """A global panel: ``values`` on the cell-centre grid, coastlines on top; the mesh."""
+    import cartopy.crs as ccrs
+
+    ax.set_global()
+    mesh = ax.pcolormesh(
+        lon,
+        lat,
+        values,
+        transform=ccrs.PlateCarree(),
+        shading="nearest",
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        rasterized=True,
+    )
+    ax.coastlines(resolution="110m", linewidth=0.6, color=coast)
+    return mesh
+
+
+def _scatter_latlon(ax: Any, points: NDArray[np.float64], **style: Any) -> None:
+    """Points ``(N, 2)`` as (lat, lon) degrees on a map panel, above the mesh."""
+    import cartopy.crs as ccrs
+
+    ax.scatter(points[:, 1], points[:, 0], transform=ccrs.PlateCarree(), zorder=3, **style)
+
+
+def save_png(fig: Any, out_png: str | os.PathLike[str], dpi: int) -> Path:
+    """Save a figure as PNG atomically (parent folders are created)."""
+    return atomic_write(Path(out_png), lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"), ".png")
 
 
 def draw_density_map(
@@ -116,17 +158,9 @@ def draw_density_map(
     import matplotlib
 
     matplotlib.use("Agg")
-    import cartopy.crs as ccrs
     import matplotlib.pyplot as plt
 
-    lat = np.asarray(lat_grid_deg, dtype=np.float64)
-    lon = np.asarray(lon_grid_deg, dtype=np.float64)
-    logp = np.asarray(log_density, dtype=np.float64)
-    if lat.ndim != 1 or lon.ndim != 1 or logp.shape != (lat.size, lon.size):
-        raise ValueError(
-            f"log_density has shape {logp.shape}; expected (n_lat, n_lon) = "
-            f"({lat.size}, {lon.size}) from 1-D lat/lon grids of shapes {lat.shape}, {lon.shape}"
-        )
+    lat, lon, logp = checked_grid(lat_grid_deg, lon_grid_deg, log_density)
     if not np.all(np.isfinite(logp)):
         raise ValueError(f"log_density holds {int(np.sum(~np.isfinite(logp)))} non-finite values")
     events = _check_latlon_points("events_latlon", events_latlon)
@@ -141,37 +175,22 @@ def draw_density_map(
     lo = max(float(np.min(logp)), hi - dynamic_range) if vmin is None else float(vmin)
     if not lo < hi:
         lo = hi - 1.0
-    plate = ccrs.PlateCarree()
     n_panels = 1 + (samples is not None) + (spread is not None)
     fig = plt.figure(figsize=(9.0, 4.9 * n_panels), layout="constrained")
     d_lat, d_lon, d_logp = upsample_for_display(lat, lon, logp, display_upsample)
     try:
         ax = fig.add_subplot(n_panels, 1, 1, projection=crs)
-        ax.set_global()
-        mesh = ax.pcolormesh(
-            d_lon,
-            d_lat,
-            d_logp,
-            transform=plate,
-            shading="nearest",
-            cmap="viridis",
-            vmin=lo,
-            vmax=hi,
-            rasterized=True,
-        )
-        ax.coastlines(resolution="110m", linewidth=0.6, color="white")
+        mesh = grid_panel(ax, d_lat, d_lon, d_logp, cmap="viridis", vmin=lo, vmax=hi)
         if events.size:
-            ax.scatter(
-                events[:, 1],
-                events[:, 0],
-                transform=plate,
+            _scatter_latlon(
+                ax,
+                events,
                 s=9,
                 facecolors="none",
                 edgecolors="#ff3b30",
                 linewidths=0.6,
                 alpha=0.85,
                 label=f"{events_label} (n={len(events)})",
-                zorder=3,
             )
             ax.legend(loc="lower left", fontsize=8, framealpha=0.85)
         ax.set_title(title, fontsize=11)
@@ -201,16 +220,7 @@ def draw_density_map(
             ax2.add_feature(_land_feature(), facecolor="0.92", edgecolor="none", zorder=0)
             ax2.coastlines(resolution="110m", linewidth=0.6, color="0.3")
             if samples.size:
-                ax2.scatter(
-                    samples[:, 1],
-                    samples[:, 0],
-                    transform=plate,
-                    s=3,
-                    c="#1f5fbf",
-                    alpha=0.5,
-                    linewidths=0,
-                    zorder=3,
-                )
+                _scatter_latlon(ax2, samples, s=3, c="#1f5fbf", alpha=0.5, linewidths=0)
             ax2.set_title(f"{samples_label} (n={len(samples)})", fontsize=10)
         if spread is not None:
             s_lat, s_lon, s_sd = (np.asarray(a, dtype=np.float64) for a in spread)
@@ -220,26 +230,13 @@ def draw_density_map(
                     "or non-finite values"
                 )
             ax3 = fig.add_subplot(n_panels, 1, n_panels, projection=crs)
-            ax3.set_global()
             f_lat, f_lon, f_sd = upsample_for_display(s_lat, s_lon, s_sd, display_upsample)
-            mesh3 = ax3.pcolormesh(
-                f_lon,
-                f_lat,
-                f_sd,
-                transform=plate,
-                shading="nearest",
-                cmap="magma",
-                vmin=0.0,
-                vmax=max(float(np.quantile(s_sd, 0.99)), 1e-6),
-                rasterized=True,
-            )
-            ax3.coastlines(resolution="110m", linewidth=0.6, color="white")
+            vmax3 = max(float(np.quantile(s_sd, 0.99)), 1e-6)
+            mesh3 = grid_panel(ax3, f_lat, f_lon, f_sd, cmap="magma", vmin=0.0, vmax=vmax3)
             ax3.set_title(spread_label, fontsize=10)
             bar3 = fig.colorbar(mesh3, ax=ax3, orientation="vertical", shrink=0.85, pad=0.02)
             bar3.set_label("sd of log density over seeds (nats)")
-        out = atomic_write(
-            Path(out_png), lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"), ".png"
-        )
+        out = save_png(fig, out_png, dpi)
     finally:
         plt.close(fig)
     return out

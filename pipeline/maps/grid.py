@@ -17,6 +17,7 @@ from pipeline.geometry.coords import latlon_to_xyz
 
 __all__ = [
     "UNIFORM_LOG_DENSITY",
+    "checked_grid",
     "grid_cell_areas",
     "grid_normalization",
     "latlon_grid",
@@ -170,3 +171,23 @@ def upsample_for_display(
         + wi * wj * padded[ii + 1, jj + 1]
     )
     return lat_f, lon_f, fine
+
+
+def checked_grid(
+    lat: NDArray[np.float64], lon: NDArray[np.float64], values: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """The three arrays as float64, checked to be 1-D ``lat``, 1-D ``lon`` and
+    ``values`` of shape ``(n_lat, n_lon)``.
+
+    Raises:
+        ValueError: Naming the shapes, if they disagree.
+    """
+    lat = np.asarray(lat, dtype=np.float64)
+    lon = np.asarray(lon, dtype=np.float64)
+    vals = np.asarray(values, dtype=np.float64)
+    if lat.ndim != 1 or lon.ndim != 1 or vals.shape != (lat.size, lon.size):
+        raise ValueError(
+            f"log_density has shape {vals.shape}; expected (n_lat, n_lon) = "
+            f"({lat.size}, {lon.size}) from 1-D lat/lon grids of shapes {lat.shape}, {lon.shape}"
+        )
+    return lat, lon, vals

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline.atomic import atomic_write
+from pipeline.maps.grid import checked_grid
 
 __all__ = ["DensityGrid", "read_density_netcdf", "write_density_netcdf"]
 
@@ -98,13 +99,7 @@ def write_density_netcdf(
     """
     import xarray as xr
 
-    lat = np.asarray(lat, dtype=np.float64)
-    lon = np.asarray(lon, dtype=np.float64)
-    logp = np.asarray(log_density, dtype=np.float64)
-    if lat.ndim != 1 or lon.ndim != 1 or logp.shape != (lat.size, lon.size):
-        raise ValueError(
-            f"log_density has shape {logp.shape}, expected ({lat.size}, {lon.size}) = (lat, lon)"
-        )
+    lat, lon, logp = checked_grid(lat, lon, log_density)
     global_attrs: dict[str, str | int | float] = {
         "Conventions": "CF-1.8",
         "title": "Model log-density on a latitude/longitude grid",
