@@ -20,7 +20,7 @@ PIPELINE = ROOT / "pipeline"
 LAYERS: list[set[str]] = [
     # foundations: no other pipeline unit
     {"geometry", "atomic", "stopping", "schema", "kinds", "published", "config", "process_group"},
-    {"sde", "data", "params_schema", "metrics", "so3"},  # noising; catalogues; checks; SO(3)
+    {"sde", "data", "params_schema", "metrics", "so3", "mmd"},  # noising; catalogues; checks; SO(3)
     {"models"},  # score networks
     {"losses", "likelihood", "sampling", "checkpoints", "normalization"},  # the engine
     {"ambient", "training"},  # seed-002 ambient DSM; the trainer
