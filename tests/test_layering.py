@@ -19,7 +19,17 @@ PIPELINE = ROOT / "pipeline"
 #: Lowest first. A unit may import units of lower layers only (and itself).
 LAYERS: list[set[str]] = [
     # foundations: no other pipeline unit
-    {"geometry", "atomic", "stopping", "schema", "kinds", "published", "config", "process_group"},
+    {
+        "geometry",
+        "atomic",
+        "stopping",
+        "schema",
+        "kinds",
+        "published",
+        "config",
+        "process_group",
+        "gitio",
+    },
     {"sde", "data", "params_schema", "metrics", "so3", "mmd"},  # noising; catalogues; checks; SO(3)
     {"models"},  # score networks
     {"losses", "likelihood", "sampling", "checkpoints", "normalization"},  # the engine

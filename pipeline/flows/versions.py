@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import subprocess
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ import yaml
 from pipeline.data.io import atomic_write
 from pipeline.flows.incoming_files import stamp
 from pipeline.flows.refresh_errors import RefreshError
+from pipeline.gitio import git
 
 __all__ = ["COMPARISON_FILE", "VERSIONS_FILE", "raw_data_hashes", "write_version"]
 
@@ -64,20 +64,11 @@ def raw_data_hashes(repo_dir: Path, raw_dir: Path) -> dict[str, str]:
 
 def _git_revision(repo_dir: Path) -> tuple[str | None, bool | None]:
     """(HEAD commit, working tree dirty?) or (None, None) outside a git repository."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo_dir, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=repo_dir,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+    head = git(repo_dir, "rev-parse", "HEAD")
+    status = git(repo_dir, "status", "--porcelain", "--untracked-files=no")
+    if not (head.ok and status.ok):
         return None, None
-    return head, bool(dirty)
+    return head.text.strip(), bool(status.text.strip())
 
 
 def _jsonable(obj: Any) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.atomic import atomic_write
+from pipeline.gitio import git_show
 from pipeline.maps.change import density_change, draw_change_map
 from pipeline.maps.netcdf import DensityGrid, read_density_netcdf
 from pipeline.report.document import Block, Gallery, Image, Text
@@ -69,14 +69,12 @@ def grid_at_revision(repo_dir: str | os.PathLike[str], rev: str, path: str) -> D
         if not (repo / path).is_file():
             raise FileNotFoundError(f"{path} is not in the workspace (run the maps stage)")
         return read_density_netcdf(repo / path)
-    proc = subprocess.run(
-        ["git", "-C", str(repo), "show", f"{rev}:{path}"], capture_output=True, check=False
-    )
-    if proc.returncode != 0:
+    shown = git_show(repo, rev, path)
+    if not shown.ok:
         raise FileNotFoundError(f"{path} is not in git at {rev}")
     with tempfile.TemporaryDirectory() as tmp:
         file = Path(tmp) / "grid.nc"
-        file.write_bytes(proc.stdout)
+        file.write_bytes(shown.stdout)
         return read_density_netcdf(file)
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
+from pipeline.gitio import git, git_show
 from pipeline.report.summary import DEFAULT_SUMMARY_PATH, validate_summary
 from pipeline.report.versions import PreviousVersion, compare_versions, format_version_rows
 
@@ -63,23 +63,13 @@ def read_summary_at_revision(
             raise FileNotFoundError(f"{file} does not exist in the workspace")
         text = file.read_text(encoding="utf-8")
     else:
-        proc = subprocess.run(
-            ["git", "-C", str(repo), "show", f"{rev}:{summary_path}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0 and summary_path == DEFAULT_SUMMARY_PATH:
-            proc = subprocess.run(
-                ["git", "-C", str(repo), "show", f"{rev}:{LEGACY_SUMMARY_PATH}"],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-        if proc.returncode == 0:
-            text = proc.stdout
+        shown = git_show(repo, rev, summary_path)
+        if not shown.ok and summary_path == DEFAULT_SUMMARY_PATH:
+            shown = git_show(repo, rev, LEGACY_SUMMARY_PATH)
+        if shown.ok:
+            text = shown.text
         else:
-            text = _read_with_dvc(repo, rev, summary_path, proc.stderr.strip())
+            text = _read_with_dvc(repo, rev, summary_path, shown.stderr)
     try:
         summary = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -150,10 +140,8 @@ def results_fingerprint(summary: dict[str, Any]) -> dict[tuple[str, str], tuple[
 
 
 def _git_lines(repo: Path, *args: str) -> list[str] | None:
-    proc = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
-    )
-    return proc.stdout.split() if proc.returncode == 0 else None
+    result = git(repo, *args)
+    return result.text.split() if result.ok else None
 
 
 def previous_distinct_revision(
@@ -246,12 +234,7 @@ def previous_version(
                 oldest_same=oldest,
             )
         short = (_git_lines(repo, "rev-parse", "--short", found) or [found[:7]])[0]
-        subject = subprocess.run(
-            ["git", "-C", str(repo), "log", "-1", "--format=%cs %s", found],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
+        subject = git(repo, "log", "-1", "--format=%cs %s", found).text.strip()
         label = f"{short} ({subject[:60]})" if subject else short
         return PreviousVersion(
             label, read_summary_at_revision(repo, found, summary_path), rev=short
