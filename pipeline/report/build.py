@@ -52,6 +52,21 @@ def _write_text_atomic(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+#: What each ``split.protocol`` means, in the report's words.
+_PROTOCOL_TEXT = {
+    "rsgm": "the published RSGM labels (rsgm)",
+    "hash": "the append-stable hash split (hash)",
+    "rsgm+hash": "the published RSGM labels, hash labels for appended rows (rsgm+hash)",
+    "auto": "the published RSGM labels where a catalogue has them, hash labels for appended rows "
+    "and for catalogues without them (auto)",
+}
+
+
+def split_protocol_text(protocol: str) -> str:
+    """The split protocol spelled out for a reader (unknown names are shown as they are)."""
+    return _PROTOCOL_TEXT.get(protocol, protocol)
+
+
 def build_report(
     summary: Mapping[str, Any],
     out_dir: str | os.PathLike[str],
@@ -102,7 +117,8 @@ def build_report(
     seeds = ", ".join(str(s) for s in summary["seeds"])
     blocks.append(
         Text(
-            f"Protocol: {summary['protocol']}. Seeds: {seeds}. Units: {summary['units']}. "
+            f"Split: {split_protocol_text(str(summary['protocol']))}. Seeds: {seeds}. "
+            f"Units: {summary['units']}. "
             "For scale, the uniform density on the sphere has NLL log 4π = 2.531 nats."
         )
     )
