@@ -199,12 +199,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _params_sections(repo: Path, *names: str) -> dict[str, dict[str, Any]]:
     """Checked sections of the project's params.yaml, read once (``{}`` when absent)."""
-    import yaml
-
+    from pipeline.params_file import read_yaml_mapping
     from pipeline.params_schema import check_section
 
     path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    params = read_yaml_mapping(path)
     out = {}
     for name in names:
         value = params.get(name) or {}
@@ -321,6 +320,7 @@ def _cmd_profile(args: argparse.Namespace) -> int:
     import yaml
 
     from pipeline.config import deep_merge
+    from pipeline.params_file import ParamsFileError, read_yaml_mapping
 
     repo = _repo_dir(args.repo)
     profile = repo / "profiles" / f"{args.name}.yaml"
@@ -329,9 +329,11 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         print(f"geosgm profile: no {profile} (profiles: {', '.join(names)})", file=sys.stderr)
         return EXIT_FAILED
     params_path = repo / "params.yaml"
-    merged = deep_merge(
-        yaml.safe_load(params_path.read_text()) or {}, yaml.safe_load(profile.read_text()) or {}
-    )
+    try:
+        merged = deep_merge(read_yaml_mapping(params_path), read_yaml_mapping(profile))
+    except ParamsFileError as exc:
+        print(f"geosgm profile: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     from pipeline.atomic import atomic_write
 
     text = (

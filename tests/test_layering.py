@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
         "config",
         "process_group",
         "gitio",
+        "params_file",
     },
     {"sde", "data", "params_schema", "metrics", "so3", "mmd"},  # noising; catalogues; checks; SO(3)
     {"models"},  # score networks

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import yaml
+from pipeline.params_file import ParamsFileError, read_yaml_mapping
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -59,7 +59,10 @@ def deployment_cron(repo_dir: Path, name: str = DEPLOYMENT_NAME) -> str:
     path = Path(repo_dir) / "prefect.yaml"
     if not path.is_file():
         return DEFAULT_CRON
-    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        config = read_yaml_mapping(path)
+    except ParamsFileError as exc:
+        raise ServeError(str(exc)) from exc
     for deployment in config.get("deployments") or []:
         if isinstance(deployment, Mapping) and deployment.get("name") == name:
             for schedule in deployment.get("schedules") or []:

@@ -12,12 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from pipeline.data.registry import CatalogueSpec, parse_catalogues
 from pipeline.data.splits import PROTOCOLS
 from pipeline.flows.batch_plan import BatchPlan
 from pipeline.flows.refresh_errors import RefreshError, SplitProtocolError
+from pipeline.params_file import ParamsFileError, read_yaml_mapping
 
 __all__ = [
     "APPEND_PROTOCOLS",
@@ -67,9 +66,9 @@ def load_refresh_settings(repo_dir: Path) -> RefreshSettings:
     """
     params_path = repo_dir / "params.yaml"
     try:
-        params = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise RefreshError(f"{params_path}: cannot read the project's params: {exc}") from exc
+        params = read_yaml_mapping(params_path)
+    except ParamsFileError as exc:
+        raise RefreshError(f"cannot read the project's params: {exc}") from exc
     ingest = params.get("ingest") if isinstance(params, Mapping) else None
     if not isinstance(ingest, Mapping) or "catalogues" not in ingest:
         raise RefreshError(f"{params_path}: no 'ingest.catalogues' section")
