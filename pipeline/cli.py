@@ -144,12 +144,7 @@ def _write_change_maps(repo: Path, args: argparse.Namespace) -> int:
         if c.png is None:
             print(f"{c.catalogue}/{c.model}: no change map ({c.note})")
             continue
-        beyond = (
-            "no seed spread"
-            if c.fraction_exceeding is None
-            else f"{100 * c.fraction_exceeding:.1f}% of the sphere beyond 2x seed spread"
-        )
-        print(f"{c.catalogue}/{c.model}: max |Δ| {c.max_abs_delta:.2f} nats, {beyond} -> {c.png}")
+        print(f"{c.summary()} -> {c.png}")
     return EXIT_OK if any(c.png is not None for c in changes) else EXIT_FAILED
 
 

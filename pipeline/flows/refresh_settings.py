@@ -111,15 +111,13 @@ def check_split_protocol(
     if protocol is None:
         return
     own = dict(overrides or {})
-    blocked = [
-        (cp.spec.name, cp.n_appended, own.get(cp.spec.name, protocol))
-        for cp in plan.catalogues
-        if cp.n_appended
-        and own.get(cp.spec.name, protocol) not in APPEND_PROTOCOLS & set(PROTOCOLS)
-    ]
+    takes_rows = APPEND_PROTOCOLS & set(PROTOCOLS)
+    growing = [(cp.spec.name, cp.n_appended) for cp in plan.catalogues if cp.n_appended]
+    blocked = [(name, n) for name, n in growing if own.get(name, protocol) not in takes_rows]
     if not blocked:
         return
-    name, n, bad = blocked[0]
+    name, n = blocked[0]
+    bad = own.get(name, protocol)
     key = f"split.overrides.{name}" if name in own else "split.protocol"
     kind = " (published labels only)" if bad == "rsgm" else ""
     raise SplitProtocolError(

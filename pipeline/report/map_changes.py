@@ -56,6 +56,15 @@ class ChangeMap:
     max_abs_delta: float | None = None
     fraction_exceeding: float | None = None
 
+    def summary(self) -> str:
+        """``"cat/model: max |Δ| 0.50 nats, 12.5% of the sphere beyond 2× seed spread"``."""
+        where = (
+            "no seed spread"
+            if self.fraction_exceeding is None
+            else f"{100 * self.fraction_exceeding:.1f}% of the sphere beyond 2× seed spread"
+        )
+        return f"{self.catalogue}/{self.model}: max |Δ| {self.max_abs_delta:.2f} nats, {where}"
+
 
 def grid_at_revision(repo_dir: str | os.PathLike[str], rev: str, path: str) -> DensityGrid:
     """A map grid as committed at ``rev`` (``git show``), or on disk for ``"workspace"``.
@@ -137,14 +146,7 @@ def change_blocks(changes: list[ChangeMap], label_a: str) -> list[Block]:
     missing = [c for c in changes if c.png is None]
     blocks: list[Block] = []
     if drawn:
-        parts = []
-        for c in drawn:
-            where = (
-                "no seed spread"
-                if c.fraction_exceeding is None
-                else f"{100 * c.fraction_exceeding:.1f}% of the sphere beyond 2× seed spread"
-            )
-            parts.append(f"{c.catalogue}/{c.model}: max |Δ| {c.max_abs_delta:.2f} nats, {where}")
+        parts = [c.summary() for c in drawn]
         blocks.append(
             Text(
                 f"Δ log-density of each map, this run − `{label_a}` (red: more likely now). "
