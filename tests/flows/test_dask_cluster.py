@@ -160,7 +160,9 @@ def _tasks_run(cluster: ProcessCluster) -> dict[str, int]:
 def test_a_killed_worker_loses_no_work(  # type: ignore[no-untyped-def]
     tiny_catalogue, tmp_path: Path, cluster: ProcessCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    steps = 800
+    # Long enough that both seeds are mid-training together even when Prefect starts them
+    # seconds apart on a loaded machine (800 steps let one seed finish first under load).
+    steps = 2400
     params, data = _prepare(tiny_catalogue, tmp_path, steps=steps)
     assert _train(params, data, tmp_path / "thread") == 0
     monkeypatch.setenv(DASK_ADDRESS_ENV, cluster.address)
