@@ -36,6 +36,7 @@ from pipeline import zoo  # noqa: E402
 from pipeline.config import deep_merge  # noqa: E402
 from pipeline.data.splits import load_split  # noqa: E402
 from pipeline.likelihood import pf_ode_logp  # noqa: E402
+from pipeline.sde.brownian import BrownianMotion  # noqa: E402
 from pipeline.training import TrainConfig, load_checkpoint_weights, resolve_device, train  # noqa: E402
 from stages.common import load_params  # noqa: E402
 from stages.train_config import model_config  # noqa: E402
@@ -115,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         eval_net.to(device).eval()
         score = zoo.score_field("rsgm", eval_net, manifold, schedule)
         start = time.perf_counter()
-        logp, nfe = pf_ode_logp(score, manifold, schedule, test_x.to(device), rtol=1e-5, atol=1e-5)
+        logp, nfe = pf_ode_logp(
+            score, BrownianMotion(manifold, schedule), test_x.to(device), rtol=1e-5, atol=1e-5
+        )
         seconds = time.perf_counter() - start
         shutil.rmtree(out, ignore_errors=True)
     nll = float(-logp.double().mean())

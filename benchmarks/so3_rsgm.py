@@ -34,6 +34,7 @@ import torch  # noqa: E402
 from pipeline.likelihood import pf_ode_logp  # noqa: E402
 from pipeline.losses import make_rsgm_loss  # noqa: E402
 from pipeline.models import build_score_model  # noqa: E402
+from pipeline.sde.brownian import BrownianMotion  # noqa: E402
 from pipeline.sde.schedules import LinearBeta  # noqa: E402
 from pipeline.so3.manifold import SO3  # noqa: E402
 from pipeline.so3.wrapped import reference_mixture  # noqa: E402
@@ -56,8 +57,7 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
     )
     loss = make_rsgm_loss(
         {"kind": args.loss, "t_sampler": "log_uniform", "eps": 1e-3, "grw_steps": 10},
-        manifold,
-        schedule,
+        BrownianMotion(manifold, schedule),
     )
     cfg = TrainConfig(
         steps=args.steps,
@@ -78,7 +78,11 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, float]:
     net.eval()
     t0 = time.perf_counter()
     logp, nfe = pf_ode_logp(
-        lambda x, t: net(x, t), manifold, schedule, x_test.float(), rtol=1e-4, atol=1e-4
+        lambda x, t: net(x, t),
+        BrownianMotion(manifold, schedule),
+        x_test.float(),
+        rtol=1e-4,
+        atol=1e-4,
     )
     eval_s = time.perf_counter() - t0
     model_ll = float(logp.double().mean())

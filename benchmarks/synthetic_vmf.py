@@ -32,6 +32,7 @@ from pipeline.geometry import Sphere
 from pipeline.likelihood import pf_ode_logp
 from pipeline.losses import make_rsgm_loss
 from pipeline.models import build_score_model
+from pipeline.sde.brownian import BrownianMotion  # noqa: E402
 from pipeline.sde.heat_kernel import heat_kernel_mixture_logp, prior_kl_uniform
 from pipeline.sde.schedules import LinearBeta
 from pipeline.training import TrainConfig, train
@@ -194,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         "time_embedding": args.time_embedding,
     }
     model = build_score_model(sphere, model_cfg, sched if args.score_scaling == "inv_std" else None)
-    loss_fn = make_rsgm_loss({"t_sampler": "log_uniform", "target": "exact"}, sphere, sched)
+    loss_fn = make_rsgm_loss(
+        {"t_sampler": "log_uniform", "target": "exact"}, BrownianMotion(sphere, sched)
+    )
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="vmf_bench_"))
     test_x = data["test"][: args.n_eval]
     true_nll = float(-data["test_logp"][: args.n_eval].mean())
@@ -244,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             x_eval = test_x.float().to(next(ema_model.parameters()).device)
             t0 = time.perf_counter()
             logp, nfe = pf_ode_logp(
-                ema_model, sphere, sched, x_eval, rtol=1e-5, atol=1e-5, base=base
+                ema_model, BrownianMotion(sphere, sched), x_eval, rtol=1e-5, atol=1e-5, base=base
             )
             dt = time.perf_counter() - t0
             nll = float(-logp.double().mean())

@@ -22,6 +22,8 @@ from pipeline import zoo
 from pipeline.geometry import Manifold
 from pipeline.likelihood import pf_ode_logp, sphere_grid
 from pipeline.sampling import reverse_geodesic_random_walk
+from pipeline.sde.brownian import BrownianMotion
+from pipeline.sde.process import ForwardProcess
 from pipeline.sde.schedules import BetaSchedule
 from pipeline.training import (
     MODEL_CARD_FILE,
@@ -43,6 +45,9 @@ class TrainedModel:
         schedule: β schedule.
         config: The config dict the model was built from.
         device: Where the model lives.
+        process: The forward process (Brownian motion, or Langevin for ``rsgm_langevin``):
+            the likelihood's base and the sampler's start; None: Brownian motion on
+            ``manifold`` with ``schedule``.
     """
 
     kind: str
@@ -52,6 +57,11 @@ class TrainedModel:
     schedule: BetaSchedule
     config: dict[str, Any]
     device: torch.device
+    process: ForwardProcess = None  # type: ignore[assignment]  # filled in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.process is None:
+            self.process = BrownianMotion(self.manifold, self.schedule)
 
 
 def load_trained(
@@ -100,7 +110,8 @@ def load_trained(
     for p in net.parameters():
         p.requires_grad_(False)
     score_fn = zoo.score_field(kind, net, manifold, schedule)
-    return TrainedModel(kind, net, score_fn, manifold, schedule, config, dev)
+    process = zoo.build_process(trained_kind, config, manifold, schedule)
+    return TrainedModel(kind, net, score_fn, manifold, schedule, config, dev, process)
 
 
 def log_density(
@@ -111,7 +122,7 @@ def log_density(
     batch_size: int = 4096,
     t0: float = 1e-3,
 ) -> tuple[np.ndarray, int]:
-    """Per-point log-density by the probability-flow ODE (dopri5, exact divergence, uniform base).
+    """Per-point log-density by the probability-flow ODE (dopri5, exact divergence).
 
     Args:
         trained: The model.
@@ -127,8 +138,7 @@ def log_density(
     x = torch.as_tensor(np.asarray(xyz), dtype=torch.float32, device=trained.device)
     logp, nfe = pf_ode_logp(
         trained.score_fn,
-        trained.manifold,
-        trained.schedule,
+        trained.process,
         x,
         rtol=rtol,
         atol=atol,
@@ -158,8 +168,7 @@ def generate_samples(trained: TrainedModel, n: int, n_steps: int, seed: int) -> 
     gen.manual_seed(seed)
     x = reverse_geodesic_random_walk(
         trained.score_fn,
-        trained.manifold,
-        trained.schedule,
+        trained.process,
         n,
         n_steps,
         gen,

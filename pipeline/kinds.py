@@ -5,11 +5,18 @@ from __future__ import annotations
 
 __all__ = ["MODEL_KINDS", "TRAINED_FROM", "check_kind"]
 
-MODEL_KINDS: tuple[str, ...] = ("rsgm", "ambient_raw", "ambient_rb", "ambient_rb_corrected")
-"""Every model name; all but the last are trained."""
+MODEL_KINDS: tuple[str, ...] = (
+    "rsgm",
+    "ambient_raw",
+    "ambient_rb",
+    "ambient_rb_corrected",
+    "rsgm_langevin",
+)
+"""Every model name; all but ``ambient_rb_corrected`` are trained."""
 
 TRAINED_FROM: dict[str, str] = {
     "rsgm": "rsgm",
+    "rsgm_langevin": "rsgm_langevin",
     "ambient_raw": "ambient_raw",
     "ambient_rb": "ambient_rb",
     "ambient_rb_corrected": "ambient_rb",

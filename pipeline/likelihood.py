@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 from torchdiffeq import odeint
 
-from pipeline.geometry.manifold import Manifold
 from pipeline.models.divergence import DivergenceMethod, manifold_divergence
-from pipeline.sde.schedules import BetaSchedule
+from pipeline.sde.process import ForwardProcess
 from pipeline.stopping import check_stop
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
@@ -22,8 +20,7 @@ BaseLogp = Callable[[Tensor], Tensor]
 
 def pf_ode_logp(
     score_fn: ScoreFn,
-    manifold: Manifold,
-    schedule: BetaSchedule,
+    process: ForwardProcess,
     x: Tensor,
     *,
     rtol: float = 1e-5,
@@ -31,17 +28,19 @@ def pf_ode_logp(
     method: str = "dopri5",
     t0: float = 1e-3,
     divergence: DivergenceMethod = "exact",
-    base: Literal["uniform"] | BaseLogp = "uniform",
+    base: BaseLogp | None = None,
     batch_size: int | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, int]:
     r"""Log-density of points under the model, by the probability-flow ODE.
 
-    The ODE :math:`\dot x = f(x, t) = -\tfrac12\beta(t)\, s_\theta(x, t)` transports
-    :math:`p_{t_0}` to :math:`p_T` and :math:`\tfrac{d}{dt}\log p_t(x_t) = -\mathrm{div}_M f`,
-    so :math:`\log p_{t_0}(x) = \log p_T(x_T) + \int_{t_0}^T \mathrm{div}_M f(x_t, t)\,dt`
-    with :math:`p_T` replaced by the base density. The state is integrated in embedded
-    coordinates; the field is evaluated at :math:`\pi(x)` (re-projection, which leaves the
+    The ODE :math:`\dot x = f(x, t) = \beta(t)(b(x) - \tfrac12 s_\theta(x, t))` (the
+    process's :meth:`~pipeline.sde.process.ForwardProcess.reverse` with
+    ``probability_flow=True``; b = 0 for Brownian motion) transports :math:`p_{t_0}` to
+    :math:`p_T` and :math:`\tfrac{d}{dt}\log p_t(x_t) = -\mathrm{div}_M f`, so
+    :math:`\log p_{t_0}(x) = \log p_T(x_T) + \int_{t_0}^T \mathrm{div}_M f(x_t, t)\,dt`
+    with :math:`p_T` replaced by the process's reference density. The state is integrated in
+    embedded coordinates; the field is evaluated at :math:`\pi(x)` (re-projection, which leaves the
     tangential derivatives and hence the divergence unchanged on M), and :math:`x_T` is
     re-projected before the base density.
 
@@ -53,8 +52,8 @@ def pf_ode_logp(
     Args:
         score_fn: ``score_fn(x (B, D), t (B,)) -> (B, D)`` tangent field, differentiable in x,
             processing points independently.
-        manifold: The manifold.
-        schedule: β schedule (integration ends at ``schedule.T``).
+        process: The forward process (its manifold, its schedule: integration ends at its
+            ``T``, and its reference law: the base density).
         x: Tensor, shape (N, D), points on M; the dtype of the computation.
         rtol: Relative tolerance of the adaptive solver.
         atol: Absolute tolerance.
@@ -62,8 +61,8 @@ def pf_ode_logp(
         t0: Start time (data side).
         divergence: ``"exact"`` (D backward passes) or ``"hutchinson"`` (one probe, fixed along
             the path: drawn once per solve).
-        base: ``"uniform"`` (``manifold.uniform_logprob``) or a callable ``x (B, D) -> (B,)``
-            giving the base log-density at :math:`x_T`.
+        base: A callable ``x (B, D) -> (B,)`` giving the base log-density at :math:`x_T`
+            (None: ``process.reference_logp``).
         batch_size: Points per ODE solve (None: all at once).
         generator: Generator for the Hutchinson probes.
 
@@ -77,7 +76,7 @@ def pf_ode_logp(
     """
     if x.dim() != 2:
         raise ValueError(f"x must have shape (N, D), got {tuple(x.shape)}")
-    T = float(schedule.T)
+    T = process.T
     if not 0.0 <= t0 < T:
         raise ValueError(f"need 0 <= t0 < T, got t0={t0}, T={T}")
     if divergence not in ("exact", "hutchinson"):
@@ -87,8 +86,8 @@ def pf_ode_logp(
     nfes: list[int] = []
     for start in range(0, x.shape[0], max(bs, 1)):
         lp, nfe = _solve(
-            score_fn, manifold, schedule, x[start : start + bs], rtol, atol, method, t0, T,
-            divergence, base, generator,
+            score_fn, process, x[start : start + bs], rtol, atol, method, t0, T, divergence,
+            base, generator,
         )  # fmt: skip
         out.append(lp)
         nfes.append(nfe)
@@ -101,8 +100,7 @@ def pf_ode_logp(
 
 def _solve(
     score_fn: ScoreFn,
-    manifold: Manifold,
-    schedule: BetaSchedule,
+    process: ForwardProcess,
     x: Tensor,
     rtol: float,
     atol: float,
@@ -110,11 +108,13 @@ def _solve(
     t0: float,
     T: float,
     divergence: DivergenceMethod,
-    base: Literal["uniform"] | BaseLogp,
+    base: BaseLogp | None,
     generator: torch.Generator | None,
 ) -> tuple[Tensor, int]:
     nfe = 0
     probe_gen = generator
+    manifold = process.manifold
+    flow = process.reverse(score_fn, probability_flow=True)
 
     def rhs(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         nonlocal nfe
@@ -122,10 +122,9 @@ def _solve(
         check_stop("PF-ODE")  # Ctrl-C / SIGTERM: a solve can take minutes
         y = state[0].detach()
         tb = t.to(y.dtype).expand(y.shape[0])
-        half_beta = 0.5 * schedule.beta(t.to(y.dtype))
 
         def field(z: Tensor) -> Tensor:
-            return -half_beta * score_fn(manifold.projx(z), tb)
+            return flow.drift(manifold.projx(z), tb)
 
         if divergence == "hutchinson" and probe_gen is not None:
             probe_gen.set_state(probe_state)
@@ -142,7 +141,7 @@ def _solve(
     with torch.no_grad():
         xs, ints = odeint(rhs, state0, ts, rtol=rtol, atol=atol, method=method)
     x_T = manifold.projx(xs[-1])
-    base_lp = manifold.uniform_logprob(x_T) if base == "uniform" else base(x_T)
+    base_lp = process.reference_logp(x_T) if base is None else base(x_T)
     return base_lp.to(x.dtype) + ints[-1], nfe
 
 

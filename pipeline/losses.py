@@ -32,9 +32,10 @@ from torch import Tensor, nn
 from pipeline.geometry.manifold import Manifold
 from pipeline.geometry.sphere import Sphere
 from pipeline.models.divergence import DivergenceMethod, manifold_divergence
-from pipeline.sde.brownian import geodesic_random_walk
+from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.exact_sampler import HeatKernelSampler
 from pipeline.sde.heat_kernel import heat_kernel_score
+from pipeline.sde.process import ForwardProcess
 from pipeline.sde.schedules import BetaSchedule
 
 TimeSamplerKind = Literal["uniform", "log_uniform"]
@@ -42,7 +43,7 @@ Weighting = Literal["variance", "likelihood", "none"]
 Target = Literal["exact", "varadhan"]
 LossFn = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
 NoiseSampler = Callable[[Tensor, Tensor, torch.Generator], Tensor]
-"""``(x0 (B, D), s (B,), generator) -> x_s (B, D)``: a draw of Brownian motion at heat time s."""
+"""``(x0 (B, D), s (B,), generator) -> x_s (B, D)``: a forward-process draw at heat time s."""
 
 
 @dataclass(frozen=True)
@@ -236,22 +237,24 @@ def _is_s2(manifold: Manifold) -> bool:
     return isinstance(manifold, Sphere) and int(manifold.dim) == 2
 
 
+def _is_bm_s2(process: ForwardProcess) -> bool:
+    return isinstance(process, BrownianMotion) and _is_s2(process.manifold)
+
+
 def make_noise_sampler(
-    manifold: Manifold,
-    schedule: BetaSchedule,
+    process: ForwardProcess,
     kind: str = "exact",
     *,
     grw_steps: int = 20,
     eps: float = 1e-3,
 ) -> NoiseSampler:
-    """Sampler of :math:`X_s | X_0` for the losses.
+    """Sampler of :math:`X_s | X_0` (heat time s) for the losses.
 
     Args:
-        manifold: The manifold.
-        schedule: β schedule (sets the range of heat times tabulated by the exact sampler).
-        kind: ``"exact"`` (S² only: :class:`HeatKernelSampler`, a tabulated inverse CDF, built
-            lazily per device and dtype, float64 tables for float64 data) or ``"grw"``
-            (geodesic random walk with ``grw_steps`` steps, any manifold).
+        process: The forward process.
+        kind: ``"exact"`` (Brownian motion on S² only: :class:`HeatKernelSampler`, a tabulated
+            inverse CDF, built lazily per device and dtype, float64 tables for float64 data) or
+            ``"grw"`` (the process's geodesic random walk with ``grw_steps`` steps, any process).
         grw_steps: Steps of the random walk.
         eps: Smallest diffusion time that will be asked for.
 
@@ -259,11 +262,15 @@ def make_noise_sampler(
         Callable ``(x0 (B, D), s (B,), generator) -> (B, D)``.
 
     Raises:
-        ValueError: On an unknown kind or ``"exact"`` off S².
+        ValueError: On an unknown kind, or ``"exact"`` for another process or off S².
     """
     if kind == "exact":
-        if not _is_s2(manifold):
-            raise ValueError(f"exact Brownian sampling is implemented on S² only, got {manifold!r}")
+        if not _is_bm_s2(process):
+            raise ValueError(
+                f"exact forward sampling is implemented for Brownian motion on S² only, got "
+                f"{process!r}; use sampler: grw"
+            )
+        schedule = process.schedule
         s_lo = float(schedule.heat_time(torch.tensor(eps, dtype=torch.float64)))
         s_hi = float(schedule.heat_time(torch.tensor(schedule.T, dtype=torch.float64)))
         tables: dict[tuple[torch.device, torch.dtype], HeatKernelSampler] = {}
@@ -278,7 +285,7 @@ def make_noise_sampler(
 
         return exact
     if kind == "grw":
-        return lambda x0, s, g: geodesic_random_walk(manifold, x0, s, grw_steps, g)
+        return lambda x0, s, g: process.heat_time_sample(x0, s, grw_steps, g)
     raise ValueError(f"noise sampler must be 'exact' or 'grw', got {kind!r}")
 
 
@@ -294,20 +301,21 @@ _LOSS_KEYS = {
 }
 
 
-def make_rsgm_loss(cfg: dict[str, Any], manifold: Manifold, schedule: BetaSchedule) -> LossFn:
+def make_rsgm_loss(cfg: dict[str, Any], process: ForwardProcess) -> LossFn:
     """Build the trainer's loss function from a plain config dict.
 
-    Keys (all optional): ``kind`` ``"dsm"`` | ``"ism"`` (default dsm); ``target`` ``"exact"`` |
-    ``"varadhan"`` (DSM; default exact on S², else varadhan); ``t_sampler`` ``"log_uniform"`` |
-    ``"uniform"`` (default log_uniform); ``eps`` (default 1e-3); ``weighting`` ``"variance"`` |
-    ``"likelihood"`` | ``"none"`` (default variance); ``sampler`` ``"exact"`` | ``"grw"`` (default
-    exact on S², else grw); ``grw_steps`` (default 20); ``divergence`` ``"exact"`` |
-    ``"hutchinson"`` (ISM; default exact).
+    Keys (all optional): ``kind`` ``"dsm"`` | ``"ism"`` (default dsm for Brownian motion, ism
+    otherwise: DSM needs the transition's score, which only Brownian motion has);
+    ``target`` ``"exact"`` | ``"varadhan"`` (DSM; default exact on S², else varadhan);
+    ``t_sampler`` ``"log_uniform"`` | ``"uniform"`` (default log_uniform); ``eps`` (default
+    1e-3); ``weighting`` ``"variance"`` | ``"likelihood"`` | ``"none"`` (default variance);
+    ``sampler`` ``"exact"`` | ``"grw"`` (default exact for Brownian motion on S², else grw);
+    ``grw_steps`` (default 20); ``divergence`` ``"exact"`` | ``"hutchinson"`` (ISM; default
+    exact).
 
     Args:
         cfg: The config.
-        manifold: The manifold.
-        schedule: β schedule.
+        process: The forward process (its manifold and β schedule).
 
     Returns:
         ``loss_fn(model, x0 (B, D), generator) -> scalar``.
@@ -318,19 +326,25 @@ def make_rsgm_loss(cfg: dict[str, Any], manifold: Manifold, schedule: BetaSchedu
     unknown = set(cfg) - _LOSS_KEYS
     if unknown:
         raise ValueError(f"unknown loss config keys {sorted(unknown)}; known: {sorted(_LOSS_KEYS)}")
+    manifold, schedule = process.manifold, process.schedule
     s2 = _is_s2(manifold)
-    kind = cfg.get("kind", "dsm")
+    brownian = isinstance(process, BrownianMotion)
+    kind = cfg.get("kind", "dsm" if brownian else "ism")
     eps = float(cfg.get("eps", 1e-3))
     t_sampler = TimeSampler(cfg.get("t_sampler", "log_uniform"), eps, float(schedule.T))
     weighting: Weighting = cfg.get("weighting", "variance")
     sampler = make_noise_sampler(
-        manifold,
-        schedule,
-        cfg.get("sampler", "exact" if s2 else "grw"),
+        process,
+        cfg.get("sampler", "exact" if _is_bm_s2(process) else "grw"),
         grw_steps=int(cfg.get("grw_steps", 20)),
         eps=eps,
     )
     if kind == "dsm":
+        if not brownian:
+            raise ValueError(
+                f"DSM needs the transition density's score, which {process!r} does not have in "
+                "closed form; use loss kind: ism"
+            )
         target: Target = cfg.get("target", "exact" if s2 else "varadhan")
         if target == "exact" and not s2:
             raise ValueError("the exact heat-kernel target is implemented on S² only")

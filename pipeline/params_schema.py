@@ -21,7 +21,7 @@ _INT1 = Field("int", min=1)
 _POS = Field("float", min=0.0, min_exclusive=True)
 _NONNEG = Field("float", min=0.0)
 _SEEDS = Field("list", items=_INT0)
-_TRAINED = ("rsgm", "ambient_raw", "ambient_rb")
+_TRAINED = ("rsgm", "ambient_raw", "ambient_rb", "rsgm_langevin")
 _MODELS = (*_TRAINED, "ambient_rb_corrected")
 _DEVICE = Field("str")
 
@@ -89,6 +89,15 @@ RSGM_LOSS = Section(
     }
 )
 AMBIENT_LOSS = Section({"t_sampler": _T_SAMPLER, "eps": _POS, "weighting": _WEIGHTING})
+PROCESS = Section(
+    {
+        "name": Field("str", choices=("brownian", "langevin")),
+        "potential": Field("str", choices=("riemannian_normal", "wrapped_normal")),
+        "mu": Field("list", items=Field("float"), also=("frechet_mean",)),
+        "gamma": Field("float", min=0.0, min_exclusive=True, also=("fit",)),
+    }
+)
+"""``process``: the forward process of ``rsgm_langevin`` (see :mod:`pipeline.zoo`)."""
 
 
 def model_config_schema(model: str | None) -> Section:
@@ -100,9 +109,11 @@ def model_config_schema(model: str | None) -> Section:
         "network": NETWORK,
         "optim": OPTIM,
     }
-    if model == "rsgm":
+    if model in ("rsgm", "rsgm_langevin"):
         fields["loss"] = RSGM_LOSS
         fields["score_scaling"] = Field("str", choices=("none", "inv_std"))
+        if model == "rsgm_langevin":
+            fields["process"] = PROCESS
     elif model is not None:
         fields["loss"] = AMBIENT_LOSS
     else:
@@ -110,6 +121,7 @@ def model_config_schema(model: str | None) -> Section:
         merged.update(AMBIENT_LOSS.fields)
         fields["loss"] = Section(merged)
         fields["score_scaling"] = Field("str", choices=("none", "inv_std"))
+        fields["process"] = PROCESS
     return Section(fields)
 
 

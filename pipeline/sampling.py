@@ -8,8 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from pipeline.geometry.manifold import Manifold
-from pipeline.sde.schedules import BetaSchedule
+from pipeline.sde.process import ForwardProcess
 from pipeline.stopping import check_stop
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
@@ -18,8 +17,7 @@ ScoreFn = Callable[[Tensor, Tensor], Tensor]
 @torch.no_grad()
 def reverse_geodesic_random_walk(
     score_fn: ScoreFn,
-    manifold: Manifold,
-    schedule: BetaSchedule,
+    process: ForwardProcess,
     x_T: Tensor | int,
     n_steps: int,
     generator: torch.Generator | None = None,
@@ -30,23 +28,25 @@ def reverse_geodesic_random_walk(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
 ) -> Tensor:
-    r"""Sample by discretising the reverse SDE :math:`dY = \beta s_\theta\,dt + \sqrt\beta\,dB^M`.
+    r"""Sample by discretising the reverse SDE of a forward process (RSGM Algorithm 1).
+
+    The reverse SDE is :math:`dY = \beta(s_\theta - b)\,dt + \sqrt\beta\,dB^M` in reverse time.
 
     With times :math:`T = t_0 > t_1 > \dots > t_N = \mathrm{eps}` (uniform grid),
     :math:`\gamma_k = t_k - t_{k+1}` and :math:`\beta_k = \beta(t_k)`, each step is the
-    geodesic random walk :math:`Y \leftarrow \exp_Y(\gamma_k\beta_k s_\theta(Y, t_k) +
-    \sqrt{\gamma_k\beta_k} Z)`, Z a standard Gaussian in :math:`T_Y M`, followed by a
-    re-projection onto M. The optional Langevin corrector runs ``corrector_steps`` steps of
+    geodesic random walk :math:`Y \leftarrow \exp_Y(\gamma_k\beta_k (s_\theta(Y, t_k) - b(Y)) +
+    \sqrt{\gamma_k\beta_k} Z)`, Z a standard Gaussian in :math:`T_Y M` and b the forward
+    process's heat drift (0 for Brownian motion), followed by a re-projection onto M. The
+    optional Langevin corrector runs ``corrector_steps`` steps of
     :math:`Y \leftarrow \exp_Y(\delta s_\theta(Y, t_{k+1}) + \sqrt{2\delta} Z)` after each
     predictor step, with :math:`\delta = 2 (r |Z| / |s_\theta|)^2` averaged over the batch
     (r = ``corrector_snr``, Song et al. 2021).
 
     Args:
         score_fn: ``score_fn(x (B, D), t (B,)) -> (B, D)`` tangent vectors.
-        manifold: The manifold.
-        schedule: β schedule (its ``T`` is the start time).
+        process: The forward process (its ``T`` is the start time).
         x_T: Either starting points, Tensor shape (B, D) on M, or a number n of points drawn from
-            the uniform distribution with ``generator``.
+            the process's reference law with ``generator``.
         n_steps: Number of predictor steps (>= 1).
         generator: Random generator (on ``device``).
         eps: Final time (the model is trained on [eps, T]).
@@ -63,11 +63,12 @@ def reverse_geodesic_random_walk(
     """
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
-    T = float(schedule.T)
+    T = process.T
     if not 0.0 <= eps < T:
         raise ValueError(f"need 0 <= eps < T, got eps={eps}, T={T}")
+    manifold = process.manifold
     if isinstance(x_T, int):
-        y = manifold.random_uniform(x_T, dtype=dtype, device=device, generator=generator)
+        y = process.sample_reference(x_T, dtype=dtype, device=device, generator=generator)
     else:
         y = manifold.projx(x_T)
     times = torch.linspace(T, eps, n_steps + 1, dtype=torch.float64)
@@ -77,8 +78,9 @@ def reverse_geodesic_random_walk(
         t_k, t_next = float(times[k]), float(times[k + 1])
         gamma = t_k - t_next
         t_vec = torch.full((b,), t_k, dtype=y.dtype, device=y.device)
-        beta = float(schedule.beta(torch.tensor(t_k, dtype=torch.float64)))
-        drift = gamma * beta * score_fn(y, t_vec)
+        beta = float(process.schedule.beta(torch.tensor(t_k, dtype=torch.float64)))
+        # γβ(s − b): the reverse SDE's step; for Brownian motion b = 0 and this is γβ s exactly.
+        drift = (gamma * beta) * (score_fn(y, t_vec) - process.heat_drift(y))
         z = manifold.random_normal_tangent(y, generator)
         y = manifold.projx(manifold.expmap(y, drift + math.sqrt(gamma * beta) * z))
         if corrector_steps > 0:

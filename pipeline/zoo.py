@@ -9,11 +9,20 @@ sampler and the likelihood use:
 | ``ambient_raw`` | X = Z + σξ, σ | (Z − X)/σ² | tangent part at x, σ = √s |
 | ``ambient_rb`` | π(X), σ | P_{π(X)}(Z − X)/σ² | tangent part at x, σ = √s |
 | ``ambient_rb_corrected`` | ``ambient_rb`` weights | (not retrained) | ŝ − σ²(½W_H − Ric♯)ŝ |
+| ``rsgm_langevin`` | x ∈ M, t | ISM on Langevin forward draws | −∇U(x) + P_x net(x, t) |
+
+Every model but ``rsgm_langevin`` noises by Brownian motion to the uniform law;
+``rsgm_langevin`` noises by Langevin dynamics to a Riemannian-normal (or wrapped-normal)
+reference near the data (:mod:`pipeline.sde.langevin`).
 
 A config dict has the keys ``manifold`` (``{"name": "sphere", "dim": 2}``), ``schedule``
 (see :func:`pipeline.sde.make_schedule`), ``network`` (:class:`pipeline.models.MLPConfig`
-fields), ``loss`` and, for ``rsgm``, ``score_scaling`` (``"none"``, or ``"inv_std"``: the
-network output is divided by √s(t) so that it stays O(1) where the score is ~1/√s).
+fields), ``loss``, for ``rsgm`` and ``rsgm_langevin`` ``score_scaling`` (``"none"``, or
+``"inv_std"``: the network output is divided by √s(t) so that it stays O(1) where the score is
+~1/√s), and for ``rsgm_langevin`` ``process``: ``{"name": "langevin", "potential":
+"riemannian_normal" | "wrapped_normal", "mu": [x, y, z] | "frechet_mean", "gamma": γ | "fit"}``
+(the data-dependent values are resolved from each seed's training split by
+:func:`resolve_config` before the model card is written).
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from torch import Tensor, nn
 
 from pipeline.geometry import Euclidean, FlatTorus, Manifold, Sphere
 from pipeline.kinds import MODEL_KINDS, TRAINED_FROM, check_kind
+from pipeline.sde.brownian import BrownianMotion
+from pipeline.sde.process import ForwardProcess
 from pipeline.sde.schedules import BetaSchedule, make_schedule
 
 # Serialises seeded initialisation (see build_network).
@@ -38,9 +49,12 @@ __all__ = [
     "build_loss",
     "build_manifold",
     "build_network",
+    "build_process",
     "build_schedule",
     "check_kind",
+    "resolve_config",
     "score_field",
+    "validate_config",
 ]
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
@@ -92,14 +106,20 @@ def build_network(
             return build_network(kind, cfg, manifold)
     kind = check_kind(kind)
     network = dict(cfg.get("network", {}))
-    if kind == "rsgm":
+    if kind in ("rsgm", "rsgm_langevin"):
         from pipeline.models import build_score_model
 
         scaling = str(cfg.get("score_scaling", "none"))
         if scaling not in ("none", "inv_std"):
             raise ValueError(f"score_scaling must be 'none' or 'inv_std', got {scaling!r}")
         schedule = build_schedule(cfg["schedule"]) if scaling == "inv_std" else None
-        return build_score_model(manifold, network, schedule)
+        net = build_score_model(manifold, network, schedule)
+        if kind == "rsgm":
+            return net
+        from pipeline.models.residual import ReferenceResidualScore
+
+        process = build_process(kind, cfg, manifold, build_schedule(cfg["schedule"]))
+        return ReferenceResidualScore(net, process.reference_score)
     from pipeline.ambient.models import build_ambient_model
 
     return build_ambient_model(kind, manifold, network)
@@ -115,10 +135,10 @@ def build_loss(
     """
     kind = check_kind(kind)
     loss_cfg = dict(cfg.get("loss", {}))
-    if kind == "rsgm":
+    if kind in ("rsgm", "rsgm_langevin"):
         from pipeline.losses import make_rsgm_loss
 
-        return make_rsgm_loss(loss_cfg, manifold, schedule)
+        return make_rsgm_loss(loss_cfg, build_process(kind, cfg, manifold, schedule))
     if kind == "ambient_rb_corrected":
         raise ValueError("ambient_rb_corrected is not trained: it reuses the ambient_rb weights")
     from pipeline.ambient.models import make_ambient_loss
@@ -139,10 +159,125 @@ def score_field(kind: str, net: nn.Module, manifold: Manifold, schedule: BetaSch
         A callable, differentiable in x.
     """
     kind = check_kind(kind)
-    if kind == "rsgm":
+    if kind in ("rsgm", "rsgm_langevin"):
         return net
     from pipeline.ambient.models import AmbientScoreModel, ambient_score_field
 
     if not isinstance(net, AmbientScoreModel):
         raise TypeError(f"model {kind!r} needs an AmbientScoreModel, got {type(net).__name__}")
     return ambient_score_field(net, kind, manifold, schedule)
+
+
+_PROCESS_KEYS = {"name", "potential", "mu", "gamma"}
+
+
+def _process_cfg(kind: str, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    default = {"name": "langevin" if kind == "rsgm_langevin" else "brownian"}
+    proc = dict(cfg.get("process") or default)
+    unknown = set(proc) - _PROCESS_KEYS
+    if unknown:
+        raise ValueError(f"unknown process keys {sorted(unknown)}; known: {sorted(_PROCESS_KEYS)}")
+    want = default["name"]
+    if proc.get("name", want) != want:
+        raise ValueError(f"model {kind!r} needs process name {want!r}, got {proc.get('name')!r}")
+    proc["name"] = want
+    if want == "brownian" and set(proc) != {"name"}:
+        raise ValueError("the brownian process takes no potential, mu or gamma")
+    return proc
+
+
+def build_process(
+    kind: str, cfg: Mapping[str, Any], manifold: Manifold, schedule: BetaSchedule
+) -> ForwardProcess:
+    """The forward process of a variant: Brownian motion, or Langevin for ``rsgm_langevin``.
+
+    Raises:
+        ValueError: On a bad ``process`` entry, or a data-dependent value (``"frechet_mean"``,
+            ``"fit"``) that :func:`resolve_config` has not resolved.
+    """
+    proc = _process_cfg(check_kind(kind), cfg)
+    if proc["name"] == "brownian":
+        return BrownianMotion(manifold, schedule)
+    from pipeline.sde.langevin import LangevinProcess, make_potential
+
+    mu, gamma = proc.get("mu", "frechet_mean"), proc.get("gamma", "fit")
+    if isinstance(mu, str) or isinstance(gamma, str):
+        raise ValueError(
+            f"process mu={mu!r}, gamma={gamma!r} depend on the training data: resolve them with "
+            "zoo.resolve_config first"
+        )
+    mu_t = torch.as_tensor([float(v) for v in mu], dtype=torch.float64)
+    if mu_t.shape != (manifold.ambient_dim,):
+        raise ValueError(f"process mu needs {manifold.ambient_dim} coordinates, got {len(mu)}")
+    potential = make_potential(
+        str(proc.get("potential", "riemannian_normal")), manifold, mu_t, float(gamma)
+    )
+    return LangevinProcess(manifold, schedule, potential)
+
+
+def resolve_config(kind: str, cfg: Mapping[str, Any], train_x: Tensor) -> dict[str, Any]:
+    """The config with the process's data-dependent values computed from the training data.
+
+    ``mu: frechet_mean`` becomes the Fréchet mean of ``train_x`` and ``gamma: fit`` the
+    maximum-likelihood γ of the potential's invariant law at that μ; other configs are
+    returned unchanged (as a copy). Deterministic in ``train_x``.
+
+    Args:
+        kind: Model name.
+        cfg: Model config.
+        train_x: Tensor, shape (N, D), the training points.
+
+    Returns:
+        A new config dict.
+    """
+    out = dict(cfg)
+    proc = _process_cfg(check_kind(kind), cfg)
+    if proc["name"] == "brownian":
+        return out
+    from pipeline.geometry.radial import frechet_mean
+    from pipeline.sde.langevin import fit_gamma
+
+    manifold = build_manifold(cfg.get("manifold"))
+    mu = proc.get("mu", "frechet_mean")
+    if mu == "frechet_mean":
+        mu = [float(v) for v in frechet_mean(manifold, train_x)]
+    elif isinstance(mu, str):
+        raise ValueError(f"process mu must be 'frechet_mean' or coordinates, got {mu!r}")
+    gamma = proc.get("gamma", "fit")
+    potential = str(proc.get("potential", "riemannian_normal"))
+    if gamma == "fit":
+        mu_t = torch.as_tensor(mu, dtype=torch.float64)
+        gamma = fit_gamma(potential, manifold, train_x, mu_t)
+    elif isinstance(gamma, str):
+        raise ValueError(f"process gamma must be 'fit' or a number, got {gamma!r}")
+    out["process"] = {**proc, "potential": potential, "mu": mu, "gamma": float(gamma)}
+    return out
+
+
+def validate_config(kind: str, cfg: Mapping[str, Any]) -> None:
+    """Build a variant's manifold, schedule, process and loss once, so a bad config fails early.
+
+    Data-dependent process values are stood in by the first uniform draw's point and γ = 1
+    (their form is checked; their values come from the data at training time).
+
+    Raises:
+        KeyError: If ``schedule`` is missing.
+        ValueError: On any bad value.
+    """
+    kind = check_kind(kind)
+    if "schedule" not in cfg:
+        raise KeyError(f"the {kind} config needs a 'schedule:'")
+    manifold = build_manifold(cfg.get("manifold"))
+    schedule = build_schedule(cfg["schedule"])
+    proc = _process_cfg(kind, cfg)
+    if proc["name"] != "brownian":
+        stand_in = manifold.random_uniform(1, dtype=torch.float64)[0].tolist()
+        for key, word in (("mu", "frechet_mean"), ("gamma", "fit")):
+            value = proc.get(key, word)
+            if isinstance(value, str) and value != word:
+                raise ValueError(f"process {key} must be {word!r} or a number, got {value!r}")
+        proc["mu"] = stand_in if isinstance(proc.get("mu", "x"), str) else proc["mu"]
+        proc["gamma"] = 1.0 if isinstance(proc.get("gamma", "x"), str) else proc["gamma"]
+        cfg = {**cfg, "process": proc}
+    if kind != "ambient_rb_corrected":
+        build_loss(kind, cfg, manifold, schedule)

@@ -74,13 +74,15 @@ def train_seed(
     check_stop(f"seed {seed}")
     worker_sees(processed)
     torch.set_num_threads(max(1, torch_threads))
+    parts = load_split(processed, split_csv, seed)
+    data = torch.as_tensor(parts["train"], dtype=torch.float32)
+    # Data-dependent values (a Langevin reference's centre and scale) from this seed's split.
+    config = zoo.resolve_config(model, config, data)
     out_dir = Path(models_dir) / catalogue / model / f"seed{seed}"
     if out_dir.exists() and not _same_config(out_dir, model, config):
         # A checkpoint of another config must not be resumed.
         shutil.rmtree(out_dir)
     write_model_card(out_dir, model, config)
-    parts = load_split(processed, split_csv, seed)
-    data = torch.as_tensor(parts["train"], dtype=torch.float32)
     manifold = zoo.build_manifold(config.get("manifold"))
     schedule = zoo.build_schedule(config["schedule"])
     net = zoo.build_network(model, config, manifold, seed=seed)

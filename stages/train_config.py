@@ -47,8 +47,7 @@ def model_config(train_params: dict[str, Any], catalogue: str, model: str) -> di
     TrainConfig.from_dict({**cfg.get("optim", {}), "seed": 0})
     if "schedule" not in cfg:
         raise KeyError(f"params.yaml: train.common or train.{model} needs a 'schedule:'")
-    manifold = zoo.build_manifold(cfg.get("manifold"))
-    zoo.build_loss(model, cfg, manifold, zoo.build_schedule(cfg["schedule"]))
+    zoo.validate_config(model, cfg)
     return cfg
 
 

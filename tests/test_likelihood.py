@@ -10,6 +10,7 @@ from torch import Tensor
 
 from pipeline.geometry import Sphere
 from pipeline.likelihood import pf_ode_logp, sphere_grid
+from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.heat_kernel import (
     heat_kernel_logp,
     heat_kernel_mixture_logp,
@@ -36,7 +37,7 @@ def _base_exact(x: Tensor) -> Tensor:
 
 def test_zero_score_gives_uniform_density() -> None:
     x = SPHERE.random_uniform(16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    logp, nfe = pf_ode_logp(lambda y, t: torch.zeros_like(y), SPHERE, SCHED, x)
+    logp, nfe = pf_ode_logp(lambda y, t: torch.zeros_like(y), BrownianMotion(SPHERE, SCHED), x)
     torch.testing.assert_close(logp, torch.full((16,), -math.log(4 * math.pi), dtype=torch.float64))
     assert nfe > 0
 
@@ -55,7 +56,7 @@ def test_exact_score_reproduces_heat_kernel_mixture_density(t0: float) -> None:
     # the ODE (reference tolerances 1e-5) must give log p_{t0} at the data points within 1e-3
     # nats (base = the exact p_T).
     x = _data_like_points(3, seed=1)
-    logp, nfe = pf_ode_logp(_score, SPHERE, SCHED, x, t0=t0, base=_base_exact)
+    logp, nfe = pf_ode_logp(_score, BrownianMotion(SPHERE, SCHED), x, t0=t0, base=_base_exact)
     expected = heat_kernel_mixture_logp(x, CENTERS, S0 + SCHED.heat_time(t0), WEIGHTS)
     assert (logp - expected).abs().max() < 1e-3, (logp - expected).abs().max()
     # the density varies by nats over these points, so the check is not vacuous
@@ -69,7 +70,14 @@ def test_exact_score_tight_tolerance_anywhere() -> None:
     gen = torch.Generator().manual_seed(1)
     x = torch.cat([SPHERE.random_uniform(12, dtype=torch.float64, generator=gen), CENTERS])
     logp, _ = pf_ode_logp(
-        _score, SPHERE, SCHED, x, t0=0.0, base=_base_exact, rtol=1e-8, atol=1e-8, batch_size=8
+        _score,
+        BrownianMotion(SPHERE, SCHED),
+        x,
+        t0=0.0,
+        base=_base_exact,
+        rtol=1e-8,
+        atol=1e-8,
+        batch_size=8,
     )
     expected = heat_kernel_mixture_logp(x, CENTERS, S0, WEIGHTS)
     assert (logp - expected).abs().max() < 1e-4, (logp - expected).abs().max()
@@ -78,7 +86,7 @@ def test_exact_score_tight_tolerance_anywhere() -> None:
 def test_uniform_base_error_is_the_prior_mismatch() -> None:
     # With the uniform base the error at x is log p_T(x_T) + log 4π, small for s(T) = 2.
     x = CENTERS[:1]
-    logp, _ = pf_ode_logp(_score, SPHERE, SCHED, x, t0=0.0)
+    logp, _ = pf_ode_logp(_score, BrownianMotion(SPHERE, SCHED), x, t0=0.0)
     expected = heat_kernel_mixture_logp(x, CENTERS, S0, WEIGHTS)
     assert 1e-4 < float((logp - expected).abs().max()) < 0.3
 
@@ -86,7 +94,7 @@ def test_uniform_base_error_is_the_prior_mismatch() -> None:
 def test_hutchinson_divergence_is_close_on_average() -> None:
     x = CENTERS[:1].expand(64, 3).clone()
     logp, _ = pf_ode_logp(
-        _score, SPHERE, SCHED, x, t0=0.0, base=_base_exact, divergence="hutchinson",
+        _score, BrownianMotion(SPHERE, SCHED), x, t0=0.0, base=_base_exact, divergence="hutchinson",
         generator=torch.Generator().manual_seed(0),
     )  # fmt: skip
     expected = float(heat_kernel_mixture_logp(x[:1], CENTERS, S0, WEIGHTS)[0])
@@ -98,11 +106,16 @@ def test_pf_ode_validates_inputs() -> None:
     x = SPHERE.random_uniform(4, dtype=torch.float64)
     zero = lambda y, t: torch.zeros_like(y)  # noqa: E731
     with pytest.raises(ValueError, match="t0"):
-        pf_ode_logp(zero, SPHERE, SCHED, x, t0=1.5)
+        pf_ode_logp(zero, BrownianMotion(SPHERE, SCHED), x, t0=1.5)
     with pytest.raises(ValueError, match="divergence"):
-        pf_ode_logp(zero, SPHERE, SCHED, x, divergence="bogus")  # type: ignore[arg-type]
+        pf_ode_logp(zero, BrownianMotion(SPHERE, SCHED), x, divergence="bogus")  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="not finite"):
-        pf_ode_logp(zero, SPHERE, SCHED, x, base=lambda y: torch.full(y.shape[:-1], float("nan")))
+        pf_ode_logp(
+            zero,
+            BrownianMotion(SPHERE, SCHED),
+            x,
+            base=lambda y: torch.full(y.shape[:-1], float("nan")),
+        )
 
 
 def test_sphere_grid_integrates_uniform_polynomials_and_heat_kernel() -> None:

@@ -18,6 +18,7 @@ from pipeline.losses import (
     make_rsgm_loss,
 )
 from pipeline.models import build_score_model
+from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.heat_kernel import heat_kernel_score
 from pipeline.sde.schedules import LinearBeta
 
@@ -70,7 +71,7 @@ class ExactPointScore(nn.Module):
 
 def test_dsm_loss_vanishes_at_the_true_score_of_a_point_mass() -> None:
     gen = torch.Generator().manual_seed(0)
-    sampler = make_noise_sampler(SPHERE, SCHED, "exact")
+    sampler = make_noise_sampler(BrownianMotion(SPHERE, SCHED), "exact")
     x0 = NORTH.expand(256, 3).clone()
     ts = TimeSampler("log_uniform", 1e-3, 1.0)
     loss = dsm_loss(ExactPointScore(), x0, SCHED, sampler, ts, gen, manifold=SPHERE)
@@ -82,7 +83,7 @@ def test_dsm_loss_vanishes_at_the_true_score_of_a_point_mass() -> None:
 
 def test_varadhan_target_matches_exact_at_small_time() -> None:
     gen = torch.Generator().manual_seed(1)
-    sampler = make_noise_sampler(SPHERE, SCHED, "exact")
+    sampler = make_noise_sampler(BrownianMotion(SPHERE, SCHED), "exact")
     x0 = NORTH.expand(512, 3).clone()
     ts = TimeSampler("log_uniform", 0.03, 0.04)  # heat times 2e-3 to 4e-3
     loss = dsm_loss(
@@ -96,7 +97,7 @@ def test_varadhan_target_matches_exact_at_small_time() -> None:
 def test_ism_equals_dsm_up_to_a_model_independent_constant() -> None:
     # DSM(m) - ISM(m) = E[0.5 lambda |target|^2] for every m (integration by parts).
     torch.manual_seed(0)
-    sampler = make_noise_sampler(SPHERE, SCHED, "exact")
+    sampler = make_noise_sampler(BrownianMotion(SPHERE, SCHED), "exact")
     ts = TimeSampler("uniform", 0.05, 0.3)
     gen = torch.Generator().manual_seed(5)
     x0 = SPHERE.random_uniform(4, dtype=torch.float64, generator=gen).repeat(2500, 1)
@@ -139,13 +140,13 @@ def test_make_rsgm_loss_trains_signal_and_validates() -> None:
         {"kind": "ism", "divergence": "hutchinson"},
         {"target": "varadhan", "weighting": "likelihood"},
     ):
-        loss_fn = make_rsgm_loss(cfg, SPHERE, SCHED)
+        loss_fn = make_rsgm_loss(cfg, BrownianMotion(SPHERE, SCHED))
         loss = loss_fn(model, x0, torch.Generator().manual_seed(1))
         assert loss.dim() == 0 and torch.isfinite(loss)
         loss.backward()
         assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
         model.zero_grad()
     with pytest.raises(ValueError, match="unknown loss config"):
-        make_rsgm_loss({"lr": 1.0}, SPHERE, SCHED)
+        make_rsgm_loss({"lr": 1.0}, BrownianMotion(SPHERE, SCHED))
     with pytest.raises(ValueError, match="loss kind"):
-        make_rsgm_loss({"kind": "foo"}, SPHERE, SCHED)
+        make_rsgm_loss({"kind": "foo"}, BrownianMotion(SPHERE, SCHED))

@@ -11,6 +11,7 @@ from torch import Tensor
 from pipeline.geometry import Sphere
 from pipeline.likelihood import sphere_grid
 from pipeline.sampling import reverse_geodesic_random_walk
+from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.heat_kernel import heat_kernel_mixture_logp, heat_kernel_mixture_score
 from pipeline.sde.schedules import LinearBeta
 
@@ -36,8 +37,7 @@ def test_reverse_walk_reproduces_heat_kernel_moments() -> None:
     n = 3000
     y = reverse_geodesic_random_walk(
         score,
-        SPHERE,
-        SCHED,
+        BrownianMotion(SPHERE, SCHED),
         n,
         100,
         gen,
@@ -69,8 +69,7 @@ def test_reverse_walk_mixture_with_corrector_matches_quadrature() -> None:
     n = 2000
     y = reverse_geodesic_random_walk(
         score,
-        SPHERE,
-        SCHED,
+        BrownianMotion(SPHERE, SCHED),
         n,
         100,
         gen,
@@ -86,9 +85,11 @@ def test_reverse_walk_mixture_with_corrector_matches_quadrature() -> None:
 def test_reverse_walk_validates_and_accepts_start_points() -> None:
     x = SPHERE.random_uniform(5, dtype=torch.float64)
     zero = lambda x, t: torch.zeros_like(x)  # noqa: E731
-    y = reverse_geodesic_random_walk(zero, SPHERE, SCHED, x, 3, torch.Generator().manual_seed(0))
+    y = reverse_geodesic_random_walk(
+        zero, BrownianMotion(SPHERE, SCHED), x, 3, torch.Generator().manual_seed(0)
+    )
     assert y.shape == (5, 3) and y.dtype == torch.float64
     with pytest.raises(ValueError, match="n_steps"):
-        reverse_geodesic_random_walk(zero, SPHERE, SCHED, x, 0)
+        reverse_geodesic_random_walk(zero, BrownianMotion(SPHERE, SCHED), x, 0)
     with pytest.raises(ValueError, match="eps"):
-        reverse_geodesic_random_walk(zero, SPHERE, SCHED, x, 3, eps=2.0)
+        reverse_geodesic_random_walk(zero, BrownianMotion(SPHERE, SCHED), x, 3, eps=2.0)

@@ -14,6 +14,7 @@ from pipeline.checkpoints import load_state
 from pipeline.geometry import Sphere
 from pipeline.losses import make_rsgm_loss
 from pipeline.models import build_score_model
+from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.schedules import LinearBeta
 from pipeline.training import (
     CheckpointError,
@@ -46,7 +47,7 @@ def _cfg(**kw: object) -> TrainConfig:
     return TrainConfig(**base)  # type: ignore[arg-type]
 
 
-LOSS = make_rsgm_loss({}, SPHERE, SCHED)
+LOSS = make_rsgm_loss({}, BrownianMotion(SPHERE, SCHED))
 
 
 def test_lr_factor_wsd_is_stable_then_linear_to_zero() -> None:

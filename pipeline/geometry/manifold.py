@@ -38,12 +38,19 @@ class Manifold(ABC):
         curvature_operator_coeff: the constant c with ½W_H − Ric♯ = c·Id for this embedding
             (the geometric operator of the ambient Rao-Blackwellized DSM expansion).
         log_volume: log vol(M) of a compact manifold; ``None`` where the volume is infinite.
+        radial_jacobian: ``(m, a)`` on an isotropic manifold whose exponential map has
+            Jacobian determinant J(r) = (sin(a r)/(a r))^m at a tangent vector of length
+            r (S^d: (d − 1, 1)); ``None`` elsewhere. See :mod:`pipeline.geometry.radial`.
+        diameter: the largest geodesic distance (the cut radius π/a) where ``radial_jacobian``
+            is set; ``None`` elsewhere.
     """
 
     dim: int
     ambient_dim: int
     curvature_operator_coeff: float
     log_volume: float | None = None
+    radial_jacobian: tuple[int, float] | None = None
+    diameter: float | None = None
 
     # ------------------------------------------------------------------ projections
     @abstractmethod

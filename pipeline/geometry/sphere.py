@@ -34,6 +34,9 @@ class Sphere(Manifold):
         half = (self.dim + 1) / 2.0
         #: log of the volume 2π^{(d+1)/2} / Γ((d+1)/2) (4π on S²).
         self.log_volume = math.log(2.0) + half * math.log(math.pi) - math.lgamma(half)
+        #: J(r) = (sin r / r)^{d−1}; the cut locus is the antipode, at distance π.
+        self.radial_jacobian = (self.dim - 1, 1.0)
+        self.diameter = math.pi
 
     def __repr__(self) -> str:
         return f"Sphere({self.dim})"

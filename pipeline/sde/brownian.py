@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from pipeline.geometry.manifold import Manifold
-from pipeline.sde.schedules import BetaSchedule
+from pipeline.sde.process import ForwardProcess
 
 
 def geodesic_random_walk(
@@ -43,42 +43,49 @@ def geodesic_random_walk(
     return x
 
 
-class BrownianMotion:
-    """Time-changed Brownian motion dX = √β(t) dB^M (generator ½β(t)Δ).
+class BrownianMotion(ForwardProcess):
+    """Time-changed Brownian motion dX = √β(t) dB^M (generator ½β(t)Δ), to the uniform law.
 
     Args:
-        manifold: the manifold.
+        manifold: A compact manifold (the reference is its uniform law).
         schedule: β schedule; the heat time at t is ``schedule.heat_time(t)``.
     """
-
-    def __init__(self, manifold: Manifold, schedule: BetaSchedule) -> None:
-        self.manifold = manifold
-        self.schedule = schedule
 
     def __repr__(self) -> str:
         return f"BrownianMotion({self.manifold!r}, {self.schedule!r})"
 
-    def marginal_sample(
+    def heat_drift(self, x: Tensor) -> Tensor:
+        """Zero: Brownian motion has no drift."""
+        return torch.zeros_like(x)
+
+    def reference_logp(self, x: Tensor) -> Tensor:
+        """The uniform log-density −log vol(M), shape (...)."""
+        return self.manifold.uniform_logprob(x)
+
+    def reference_score(self, x: Tensor) -> Tensor:
+        """Zero: the uniform law has a constant log-density."""
+        return torch.zeros_like(x)
+
+    def sample_reference(
+        self,
+        n: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """n uniform points, shape (n, D)."""
+        return self.manifold.random_uniform(n, dtype=dtype, device=device, generator=generator)
+
+    def heat_time_sample(
         self,
         x0: Tensor,
-        t: float | Tensor,
+        s: float | Tensor,
         n_steps: int,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Approximate sample of X_t | X_0 = x0 by a geodesic random walk.
+        """Approximate X after heat time s by :func:`geodesic_random_walk`.
 
         (On S² use :mod:`pipeline.sde.exact_sampler` for exact samples.)
-
-        Args:
-            x0: Tensor, shape (..., D), starting points.
-            t: float or Tensor broadcastable to x0.shape[:-1], times in [0, T].
-            n_steps: random-walk steps.
-            generator: random generator on x0's device.
-
-        Returns:
-            Tensor, shape (..., D), points on the manifold.
         """
-        t_t = torch.as_tensor(t, dtype=x0.dtype, device=x0.device)
-        return geodesic_random_walk(
-            self.manifold, x0, self.schedule.heat_time(t_t), n_steps, generator
-        )
+        return geodesic_random_walk(self.manifold, x0, s, n_steps, generator)

@@ -150,6 +150,9 @@ class SO3(Manifold):
         self.ambient_dim = 9
         self.curvature_operator_coeff = 0.25
         self.log_volume = math.log(16.0 * math.sqrt(2.0) * math.pi**2)
+        #: J(r) = (sin(θ/2)/(θ/2))² at the angle θ = r/√2; the cut locus is θ = π.
+        self.radial_jacobian = (2, 1.0 / (2.0 * math.sqrt(2.0)))
+        self.diameter = math.sqrt(2.0) * math.pi
 
     def __repr__(self) -> str:
         return "SO3()"

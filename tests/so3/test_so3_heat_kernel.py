@@ -10,7 +10,7 @@ import torch
 from scipy import integrate, stats
 
 from pipeline.likelihood import pf_ode_logp
-from pipeline.sde.brownian import geodesic_random_walk
+from pipeline.sde.brownian import BrownianMotion, geodesic_random_walk
 from pipeline.sde.schedules import LinearBeta
 from pipeline.so3.heat_kernel import (
     _log_haar_images,
@@ -130,7 +130,7 @@ S0 = 0.08
 def test_pf_ode_on_so3_uniform_and_exact_mixture() -> None:
     gen = torch.Generator().manual_seed(3)
     x = SO.random_uniform(6, dtype=DT, generator=gen)
-    logp, _ = pf_ode_logp(lambda y, t: 0.0 * y, SO, SCHED, x, t0=0.0)
+    logp, _ = pf_ode_logp(lambda y, t: 0.0 * y, BrownianMotion(SO, SCHED), x, t0=0.0)
     torch.testing.assert_close(logp, torch.full((6,), -SO.log_volume, dtype=DT))
     # A heat-kernel mixture driven by its exact score reproduces its exact log-density.
     centers = SO.random_uniform(3, dtype=DT, generator=gen)
@@ -143,7 +143,7 @@ def test_pf_ode_on_so3_uniform_and_exact_mixture() -> None:
         return so3_heat_kernel_mixture_logp(y, centers, S0 + SCHED.heat_time(1.0), weights)
 
     points = so3_heat_kernel_sample(centers.repeat_interleave(3, 0), S0, generator=gen)
-    logp, nfe = pf_ode_logp(score, SO, SCHED, points, t0=0.0, base=base)
+    logp, nfe = pf_ode_logp(score, BrownianMotion(SO, SCHED), points, t0=0.0, base=base)
     expected = so3_heat_kernel_mixture_logp(points, centers, S0, weights)
     assert float((logp - expected).abs().max()) < 1e-3, (logp - expected).abs().max()
     assert float(expected.max() - expected.min()) > 1.0

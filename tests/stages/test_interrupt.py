@@ -213,6 +213,7 @@ def test_pf_ode_stops_on_request() -> None:
 
     from pipeline.geometry import Sphere
     from pipeline.likelihood import pf_ode_logp
+    from pipeline.sde.brownian import BrownianMotion
     from pipeline.sde.schedules import LinearBeta
     from pipeline.stopping import StopRequested, clear_stop, request_stop
 
@@ -221,6 +222,8 @@ def test_pf_ode_stops_on_request() -> None:
     request_stop()
     try:
         with pytest.raises(StopRequested, match="PF-ODE stopped on SIGINT"):
-            pf_ode_logp(lambda z, t: torch.zeros_like(z), sphere, LinearBeta(0.001, 5.0), x)
+            pf_ode_logp(
+                lambda z, t: torch.zeros_like(z), BrownianMotion(sphere, LinearBeta(0.001, 5.0)), x
+            )
     finally:
         clear_stop()

@@ -1,0 +1,110 @@
+"""The ``rsgm_langevin`` model kind: config resolution, the residual score, train → load → NLL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline import zoo
+from pipeline.evaluation import generate_samples, load_trained, log_density, normalization
+from pipeline.sde.brownian import BrownianMotion
+from pipeline.sde.langevin import LangevinProcess
+from pipeline.training import TrainConfig, train, write_model_card
+
+CONFIG = {
+    "manifold": {"name": "sphere", "dim": 2},
+    "schedule": {"kind": "linear", "beta_0": 0.001, "beta_1": 5.0, "T": 1.0},
+    "network": {"hidden": 16, "depth": 2, "activation": "sine"},
+    "score_scaling": "inv_std",
+    "process": {"name": "langevin", "potential": "riemannian_normal", "mu": "frechet_mean",
+                "gamma": "fit"},
+    "loss": {"kind": "ism", "divergence": "hutchinson", "sampler": "grw", "grw_steps": 5},
+}  # fmt: skip
+MANIFOLD = zoo.build_manifold(CONFIG["manifold"])
+SCHEDULE = zoo.build_schedule(CONFIG["schedule"])
+
+
+def _clustered(n: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    centre = torch.tensor([0.6, 0.0, 0.8])
+    x = centre + 0.35 * torch.randn(n, 3, generator=gen)
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def test_resolve_config_fills_the_reference_from_the_data_deterministically() -> None:
+    data = _clustered(2000, 0)
+    a = zoo.resolve_config("rsgm_langevin", CONFIG, data)
+    b = zoo.resolve_config("rsgm_langevin", CONFIG, data.clone())
+    assert a == b and CONFIG["process"]["mu"] == "frechet_mean"  # the input is not modified
+    mu = torch.tensor(a["process"]["mu"])
+    assert float(MANIFOLD.dist(mu, torch.tensor([0.6, 0.0, 0.8]))) < 0.05
+    assert 0.2 < a["process"]["gamma"] < 0.7  # the data's angular spread
+    # Other kinds are returned unchanged; given values are kept.
+    assert zoo.resolve_config("rsgm", {k: v for k, v in CONFIG.items() if k != "process"}, data)
+    fixed = {**CONFIG, "process": {**CONFIG["process"], "mu": [0.0, 0.0, 1.0], "gamma": 0.5}}
+    assert zoo.resolve_config("rsgm_langevin", fixed, data)["process"]["gamma"] == 0.5
+
+
+def test_build_process_per_kind_and_its_errors() -> None:
+    resolved = zoo.resolve_config("rsgm_langevin", CONFIG, _clustered(500, 1))
+    assert isinstance(zoo.build_process("rsgm_langevin", resolved, MANIFOLD, SCHEDULE),
+                      LangevinProcess)  # fmt: skip
+    assert isinstance(zoo.build_process("rsgm", {}, MANIFOLD, SCHEDULE), BrownianMotion)
+    with pytest.raises(ValueError, match="resolve"):
+        zoo.build_process("rsgm_langevin", CONFIG, MANIFOLD, SCHEDULE)
+    with pytest.raises(ValueError, match="needs process name 'brownian'"):
+        zoo.build_process("rsgm", resolved, MANIFOLD, SCHEDULE)
+    with pytest.raises(ValueError, match="unknown process keys"):
+        zoo.build_process("rsgm_langevin", {"process": {"centre": 1}}, MANIFOLD, SCHEDULE)
+    with pytest.raises(ValueError, match="3 coordinates"):
+        bad = {"process": {**resolved["process"], "mu": [0.0, 1.0]}}
+        zoo.build_process("rsgm_langevin", bad, MANIFOLD, SCHEDULE)
+    # validate_config accepts the unresolved words and rejects others.
+    zoo.validate_config("rsgm_langevin", CONFIG)
+    with pytest.raises(ValueError, match="frechet_mean"):
+        zoo.validate_config("rsgm_langevin", {**CONFIG, "process": {"mu": "median"}})
+    with pytest.raises(ValueError, match="ism"):
+        zoo.validate_config("rsgm_langevin", {**CONFIG, "loss": {"kind": "dsm"}})
+    with pytest.raises(ValueError, match="Brownian motion on S"):
+        zoo.validate_config("rsgm_langevin", {**CONFIG, "loss": {"sampler": "exact"}})
+
+
+def test_residual_score_is_the_reference_score_when_the_network_outputs_zero() -> None:
+    resolved = zoo.resolve_config("rsgm_langevin", CONFIG, _clustered(500, 2))
+    net = zoo.build_network("rsgm_langevin", resolved, MANIFOLD, seed=0)
+    process = zoo.build_process("rsgm_langevin", resolved, MANIFOLD, SCHEDULE)
+    for p in net.parameters():
+        torch.nn.init.zeros_(p)
+    x = MANIFOLD.random_uniform(32, generator=torch.Generator().manual_seed(3))
+    score = zoo.score_field("rsgm_langevin", net, MANIFOLD, SCHEDULE)
+    torch.testing.assert_close(score(x, torch.full((32,), 0.5)), process.reference_score(x))
+    # Only the network's weights are parameters (the reference holds none).
+    assert all(k.startswith("net.") for k in net.state_dict())
+
+
+def test_train_load_and_evaluate_rsgm_langevin(tmp_path: Path) -> None:
+    data = _clustered(512, 4)
+    config = zoo.resolve_config("rsgm_langevin", CONFIG, data)
+    net = zoo.build_network("rsgm_langevin", config, MANIFOLD, seed=0)
+    loss_fn = zoo.build_loss("rsgm_langevin", config, MANIFOLD, SCHEDULE)
+    out = tmp_path / "rsgm_langevin" / "seed0"
+    write_model_card(out, "rsgm_langevin", config)
+    cfg = TrainConfig(steps=10, batch_size=32, checkpoint_every=5, log_every=5, device="cpu")
+    result = train(net, loss_fn, data, cfg, out, progress=False)
+    assert result.steps == 10
+    trained = load_trained(out, device="cpu")
+    assert isinstance(trained.process, LangevinProcess)
+    assert trained.process.potential.gamma == pytest.approx(config["process"]["gamma"])
+    x = data[:16].double().numpy()
+    logp, nfe = log_density(trained, x, rtol=1e-4, atol=1e-4)
+    assert logp.shape == (16,) and np.isfinite(logp).all() and nfe > 0
+    # Barely trained, the model is the reference law transported by a small field: a density.
+    assert normalization(trained, 24, 48, rtol=1e-4, atol=1e-4) == pytest.approx(1.0, abs=1e-2)
+    samples = generate_samples(trained, 64, 20, seed=0)
+    np.testing.assert_allclose(np.linalg.norm(samples, axis=-1), 1.0, atol=1e-6)
+    # The samples start from the reference near the data, not from the uniform law.
+    mu = np.asarray(config["process"]["mu"])
+    assert float(np.mean(samples @ mu)) > 0.5
