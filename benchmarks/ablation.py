@@ -45,7 +45,6 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     from pipeline import zoo
     from pipeline.data.splits import load_split
     from pipeline.likelihood import pf_ode_logp
-    from pipeline.sde.brownian import BrownianMotion
     from pipeline.training import TrainConfig, load_checkpoint_weights, train
 
     torch.set_num_threads(1)
@@ -72,7 +71,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     score_fn = zoo.score_field(model, eval_net, manifold, schedule)
     start = time.perf_counter()
     logp, nfe = pf_ode_logp(
-        score_fn, BrownianMotion(manifold, schedule), test, rtol=1e-5, atol=1e-5
+        score_fn, zoo.build_process(model, config, manifold, schedule), test, rtol=1e-5, atol=1e-5
     )
     shutil.rmtree(out_dir, ignore_errors=True)
     return {

@@ -30,7 +30,6 @@ from benchmarks._overrides import apply_overrides  # noqa: E402
 from pipeline import zoo  # noqa: E402
 from pipeline.data.splits import load_split  # noqa: E402
 from pipeline.likelihood import pf_ode_logp  # noqa: E402
-from pipeline.sde.brownian import BrownianMotion  # noqa: E402
 from pipeline.training import TrainConfig, load_checkpoint_weights, train  # noqa: E402
 from stages.common import load_params  # noqa: E402
 from stages.train_config import model_config  # noqa: E402
@@ -101,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         eval_net.eval()
         start = time.perf_counter()
         logp, nfe = pf_ode_logp(
-            score_fn, BrownianMotion(manifold, schedule), test, rtol=1e-5, atol=1e-5
+            score_fn,
+            zoo.build_process(args.model, config, manifold, schedule),
+            test,
+            rtol=1e-5,
+            atol=1e-5,
         )
         nll_s = time.perf_counter() - start
         nll = float(-logp.mean())
