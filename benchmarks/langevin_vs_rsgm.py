@@ -144,7 +144,8 @@ def main() -> None:
     lang = params["rsgm_langevin"]
     print(f"rsgm_langevin: process {lang['process']}, loss {lang['loss']}")
     print(
-        f"prior mismatch, Brownian motion to uniform (exact, point mass): {prior_kl_uniform(s_end):.4f} nats"
+        "prior mismatch, Brownian motion to uniform (exact, point mass): "
+        f"{prior_kl_uniform(s_end):.4f} nats"
     )
     print()
     print(
@@ -175,7 +176,8 @@ def main() -> None:
     print()
     print("NLL: mean ± sd over seeds; diff: paired mean ± SE (negative: Langevin better).")
     print(
-        "ref. NLL: the Riemannian-normal reference alone; gamma: its fitted scale (mean over seeds)."
+        "ref. NLL: the Riemannian-normal reference alone; gamma: its fitted scale "
+        "(mean over seeds)."
     )
 
 
