@@ -19,6 +19,7 @@ from pipeline.report.document import (
     render_markdown,
     slug,
 )
+from pipeline.report.langevin import langevin_blocks
 from pipeline.report.map_changes import ChangeMap, change_blocks
 from pipeline.report.sections import (
     budget_blocks,
@@ -126,6 +127,10 @@ def build_report(
     blocks += glance_blocks(summary, map_pngs or {})
     heading(2, "Test NLL")
     blocks += nll_blocks(summary)
+    langevin = langevin_blocks(summary)
+    if langevin:
+        heading(2, "Langevin noising")
+        blocks += langevin
     heading(2, "Training and evaluation")
     blocks += budget_blocks(summary)
     blocks.append(
