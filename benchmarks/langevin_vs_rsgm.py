@@ -47,6 +47,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     seed, model = int(job["seed"]), job["model"]
+    if model == "rsgm_ism":  # the control: Brownian motion, trained by the same ISM loss
+        model = "rsgm"
     parts = load_split(
         ROOT / f"data/processed/{job['catalogue']}.nc",
         ROOT / f"data/splits/{job['catalogue']}.csv",
@@ -73,7 +75,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     shutil.rmtree(out_dir, ignore_errors=True)
     row: dict[str, Any] = {
         "catalogue": job["catalogue"],
-        "model": model,
+        "model": job["model"],
         "seed": seed,
         "nll": float(-logp.double().mean()),
         "nfe": nfe,
@@ -108,7 +110,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--catalogues", nargs="+", default=list(CATALOGUES))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--ism-control",
+        action="store_true",
+        help="instead: rsgm trained by rsgm_langevin's ISM loss (Brownian motion, random-walk "
+        "draws) against rsgm, to separate the loss from the reference",
+    )
     args = parser.parse_args()
+    models = ("rsgm", "rsgm_ism") if args.ism_control else MODELS
 
     from pipeline.sde.heat_kernel import prior_kl_uniform
     from pipeline.sde.schedules import make_schedule
@@ -116,18 +125,26 @@ def main() -> None:
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
     tmp = Path(tempfile.mkdtemp(prefix="langevin_bench_"))
+    lang_loss = params["rsgm_langevin"]["loss"]
+
+    def config_of(cat: str, model: str) -> dict[str, Any]:
+        if model != "rsgm_ism":
+            return model_config(params, cat, model)
+        cfg = model_config(params, cat, "rsgm")
+        return {**cfg, "loss": {**lang_loss}}
+
     jobs = [
         {
             "catalogue": cat,
             "model": model,
             "seed": seed,
             "steps": args.steps,
-            "config": model_config(params, cat, model),
+            "config": config_of(cat, model),
             "out_dir": str(tmp / f"{cat}-{model}-{seed}"),
         }
         for cat in args.catalogues
         for seed in args.seeds
-        for model in MODELS
+        for model in models
     ]
     start = time.perf_counter()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
@@ -137,20 +154,24 @@ def main() -> None:
     import torch
 
     s_end = float(schedule.heat_time(torch.tensor(schedule.T, dtype=torch.float64)))
+    other = models[1]
     print(
-        f"rsgm vs rsgm_langevin, {args.steps} steps each, seeds {args.seeds}, "
+        f"rsgm vs {other}, {args.steps} steps each, seeds {args.seeds}, "
         f"{args.workers} workers, 1 torch thread per job; wall {wall / 60:.1f} min"
     )
     lang = params["rsgm_langevin"]
-    print(f"rsgm_langevin: process {lang['process']}, loss {lang['loss']}")
+    if args.ism_control:
+        print(f"rsgm_ism: rsgm (Brownian motion to uniform) with loss {lang['loss']}")
+    else:
+        print(f"rsgm_langevin: process {lang['process']}, loss {lang['loss']}")
     print(
         "prior mismatch, Brownian motion to uniform (exact, point mass): "
         f"{prior_kl_uniform(s_end):.4f} nats"
     )
     print()
     print(
-        f"{'catalogue':<11}{'rsgm NLL':>18}{'langevin NLL':>18}{'diff (L - R)':>18}"
-        f"{'ref. NLL':>10}{'gamma':>8}{'KL(pT|ref)':>12}{'ms/step R':>11}{'ms/step L':>11}"
+        f"{'catalogue':<11}{'rsgm NLL':>18}{other + ' NLL':>20}{'diff (other - R)':>18}"
+        f"{'ref. NLL':>10}{'gamma':>8}{'KL(pT|ref)':>12}{'ms/step R':>11}{'ms/step O':>11}"
     )
     for cat in args.catalogues:
         by = {m: sorted((r for r in rows if r["catalogue"] == cat and r["model"] == m),
@@ -170,11 +191,11 @@ def main() -> None:
             return f"{np.mean(v):+.3f} ± {sd:.3f}"
 
         print(
-            f"{cat:<11}{fmt(r_nll):>18}{fmt(l_nll):>18}{f'{diff:+.3f} ± {se:.3f}':>18}"
-            f"{ref:>10.3f}{gamma:>8.3f}{kl:>12.4f}{ms['rsgm']:>11.1f}{ms['rsgm_langevin']:>11.1f}"
+            f"{cat:<11}{fmt(r_nll):>18}{fmt(l_nll):>20}{f'{diff:+.3f} ± {se:.3f}':>18}"
+            f"{ref:>10.3f}{gamma:>8.3f}{kl:>12.4f}{ms['rsgm']:>11.1f}{ms[other]:>11.1f}"
         )
     print()
-    print("NLL: mean ± sd over seeds; diff: paired mean ± SE (negative: Langevin better).")
+    print(f"NLL: mean ± sd over seeds; diff: paired mean ± SE (negative: {other} better).")
     print(
         "ref. NLL: the Riemannian-normal reference alone; gamma: its fitted scale "
         "(mean over seeds)."
