@@ -17,6 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import shutil
 import sys
@@ -150,6 +151,7 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         rows = list(pool.map(run_job, jobs))
     wall = time.perf_counter() - start
+    print(json.dumps(rows), file=sys.stderr)  # the per-seed rows, should the table fail
     schedule = make_schedule(dict(params["common"]["schedule"]))
     import torch
 
@@ -175,15 +177,15 @@ def main() -> None:
     )
     for cat in args.catalogues:
         by = {m: sorted((r for r in rows if r["catalogue"] == cat and r["model"] == m),
-                        key=lambda r: r["seed"]) for m in MODELS}  # fmt: skip
+                        key=lambda r: r["seed"]) for m in models}  # fmt: skip
         r_nll = [r["nll"] for r in by["rsgm"]]
-        l_nll = [r["nll"] for r in by["rsgm_langevin"]]
+        l_nll = [r["nll"] for r in by[other]]
         diff, se = _paired(r_nll, l_nll)
-        ref = float(np.mean([r["reference_nll"] for r in by["rsgm_langevin"]]))
-        gamma = float(np.mean([r["gamma"] for r in by["rsgm_langevin"]]))
-        kl = next((r["prior_kl"] for r in by["rsgm_langevin"] if "prior_kl" in r), math.nan)
+        ref = float(np.mean([r.get("reference_nll", math.nan) for r in by[other]]))
+        gamma = float(np.mean([r.get("gamma", math.nan) for r in by[other]]))
+        kl = next((r["prior_kl"] for r in by[other] if "prior_kl" in r), math.nan)
         ms = {
-            m: 1000 * float(np.median([r["train_s"] for r in by[m]])) / args.steps for m in MODELS
+            m: 1000 * float(np.median([r["train_s"] for r in by[m]])) / args.steps for m in models
         }
 
         def fmt(v: list[float]) -> str:

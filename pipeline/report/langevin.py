@@ -85,9 +85,10 @@ def langevin_blocks(summary: Mapping[str, Any]) -> list[Block]:
             "(Fréchet mean, maximum-likelihood γ) against Brownian motion to the uniform law, "
             "paired by seed at each model's own training budget: "
             + "; ".join(verdict)
-            + ". The reference helps where the events sit in one region of the globe (the "
-            "reverse process then starts near the data and the network learns a residual "
-            "around −∇U); for catalogues spread over the whole sphere the fitted γ is large, "
-            "the reference is nearly uniform and the two processes coincide."
+            + ". The reference can only help where the events sit in one region of the globe "
+            "(small fitted γ: the reverse process starts near the data); for catalogues spread "
+            "over the sphere γ is large and the reference nearly uniform, and a difference "
+            "then comes from the training loss (ISM for Langevin, DSM with the exact "
+            "heat-kernel score for rsgm)."
         ),
     ]
