@@ -271,13 +271,16 @@ def validate_config(kind: str, cfg: Mapping[str, Any]) -> None:
     schedule = build_schedule(cfg["schedule"])
     proc = _process_cfg(kind, cfg)
     if proc["name"] != "brownian":
-        stand_in = manifold.random_uniform(1, dtype=torch.float64)[0].tolist()
+        stand_ins = {
+            "mu": manifold.random_uniform(1, dtype=torch.float64)[0].tolist(),
+            "gamma": 1.0,
+        }
         for key, word in (("mu", "frechet_mean"), ("gamma", "fit")):
             value = proc.get(key, word)
-            if isinstance(value, str) and value != word:
-                raise ValueError(f"process {key} must be {word!r} or a number, got {value!r}")
-        proc["mu"] = stand_in if isinstance(proc.get("mu", "x"), str) else proc["mu"]
-        proc["gamma"] = 1.0 if isinstance(proc.get("gamma", "x"), str) else proc["gamma"]
+            if isinstance(value, str):
+                if value != word:
+                    raise ValueError(f"process {key} must be {word!r} or a number, got {value!r}")
+                proc[key] = stand_ins[key]
         cfg = {**cfg, "process": proc}
     if kind != "ambient_rb_corrected":
         build_loss(kind, cfg, manifold, schedule)
