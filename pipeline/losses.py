@@ -35,6 +35,8 @@ from pipeline.models.divergence import DivergenceMethod, manifold_divergence
 from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.exact_sampler import HeatKernelSampler
 from pipeline.sde.heat_kernel import heat_kernel_score
+from pipeline.so3.heat_kernel import so3_exact_bm_sample, so3_heat_kernel_score
+from pipeline.so3.manifold import SO3
 from pipeline.sde.process import ForwardProcess
 from pipeline.sde.schedules import BetaSchedule
 
@@ -148,7 +150,7 @@ def dsm_loss(
 
     Draws t ~ ``t_sampler``, :math:`x_t \sim p_{s(t)}(\cdot | x_0)` with ``sampler`` and regresses
     ``model(x_t, t)`` on the conditional score: the exact heat-kernel score
-    :math:`\nabla_x \log p_s(x_t|x_0)` (``"exact"``, S² only) or Varadhan's small-time
+    :math:`\nabla_x \log p_s(x_t|x_0)` (``"exact"``, S² and SO(3)) or Varadhan's small-time
     approximation :math:`\log_{x_t}(x_0)/s` (``"varadhan"``, any manifold, needs ``manifold``).
 
     Args:
@@ -158,7 +160,8 @@ def dsm_loss(
         sampler: Draws Brownian motion at heat time s from x0.
         t_sampler: Distribution of t.
         generator: Random generator on x0's device.
-        manifold: Needed for the Varadhan target (its ``logmap``).
+        manifold: Needed for the Varadhan target (its ``logmap``) and for the exact one off S²
+            (``None`` means S²).
         weighting: Loss weighting λ(t).
         target: ``"exact"`` or ``"varadhan"``.
 
@@ -173,7 +176,7 @@ def dsm_loss(
     with torch.no_grad():
         xt = sampler(x0, s, generator)
         if target == "exact":
-            tgt = heat_kernel_score(xt, x0, s)
+            tgt = _exact_score(manifold)(xt, x0, s)
         elif target == "varadhan":
             if manifold is None:
                 raise ValueError("the Varadhan target needs the manifold (for logmap)")
@@ -237,8 +240,23 @@ def _is_s2(manifold: Manifold) -> bool:
     return isinstance(manifold, Sphere) and int(manifold.dim) == 2
 
 
-def _is_bm_s2(process: ForwardProcess) -> bool:
-    return isinstance(process, BrownianMotion) and _is_s2(process.manifold)
+def _has_heat_kernel(manifold: Manifold) -> bool:
+    """Whether the heat kernel's score and an exact sampler are implemented (S², SO(3))."""
+    return _is_s2(manifold) or isinstance(manifold, SO3)
+
+
+def _exact_score(manifold: Manifold | None) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
+    if isinstance(manifold, SO3):
+        return so3_heat_kernel_score
+    if manifold is None or _is_s2(manifold):
+        return heat_kernel_score
+    raise ValueError(
+        f"the exact heat-kernel target is implemented on S² and SO(3), not {manifold!r}"
+    )
+
+
+def _is_bm_exact(process: ForwardProcess) -> bool:
+    return isinstance(process, BrownianMotion) and _has_heat_kernel(process.manifold)
 
 
 def make_noise_sampler(
@@ -252,8 +270,9 @@ def make_noise_sampler(
 
     Args:
         process: The forward process.
-        kind: ``"exact"`` (Brownian motion on S² only: :class:`HeatKernelSampler`, a tabulated
-            inverse CDF, built lazily per device and dtype, float64 tables for float64 data) or
+        kind: ``"exact"`` (Brownian motion on S²: :class:`HeatKernelSampler`, a tabulated
+            inverse CDF, built lazily per device and dtype, float64 tables for float64 data;
+            on SO(3): :func:`pipeline.so3.heat_kernel.so3_exact_bm_sample`, by rejection) or
             ``"grw"`` (the process's geodesic random walk with ``grw_steps`` steps, any process).
         grw_steps: Steps of the random walk.
         eps: Smallest diffusion time that will be asked for.
@@ -262,14 +281,16 @@ def make_noise_sampler(
         Callable ``(x0 (B, D), s (B,), generator) -> (B, D)``.
 
     Raises:
-        ValueError: On an unknown kind, or ``"exact"`` for another process or off S².
+        ValueError: On an unknown kind, or ``"exact"`` for another process or manifold.
     """
     if kind == "exact":
-        if not _is_bm_s2(process):
+        if not _is_bm_exact(process):
             raise ValueError(
-                f"exact forward sampling is implemented for Brownian motion on S² only, got "
-                f"{process!r}; use sampler: grw"
+                f"exact forward sampling is implemented for Brownian motion on S² and SO(3) "
+                f"only, got {process!r}; use sampler: grw"
             )
+        if isinstance(process.manifold, SO3):
+            return so3_exact_bm_sample
         schedule = process.schedule
         s_lo = float(schedule.heat_time(torch.tensor(eps, dtype=torch.float64)))
         s_hi = float(schedule.heat_time(torch.tensor(schedule.T, dtype=torch.float64)))
@@ -306,10 +327,12 @@ def make_rsgm_loss(cfg: dict[str, Any], process: ForwardProcess) -> LossFn:
 
     Keys (all optional): ``kind`` ``"dsm"`` | ``"ism"`` (default dsm for Brownian motion, ism
     otherwise: DSM needs the transition's score, which only Brownian motion has);
-    ``target`` ``"exact"`` | ``"varadhan"`` (DSM; default exact on S², else varadhan);
+    ``target`` ``"exact"`` | ``"varadhan"`` (DSM; default exact on S² and SO(3), else
+    varadhan);
     ``t_sampler`` ``"log_uniform"`` | ``"uniform"`` (default log_uniform); ``eps`` (default
     1e-3); ``weighting`` ``"variance"`` | ``"likelihood"`` | ``"none"`` (default variance);
-    ``sampler`` ``"exact"`` | ``"grw"`` (default exact for Brownian motion on S², else grw);
+    ``sampler`` ``"exact"`` | ``"grw"`` (default exact for Brownian motion on S² and SO(3),
+    else grw);
     ``grw_steps`` (default 20); ``divergence`` ``"exact"`` | ``"hutchinson"`` (ISM; default
     exact).
 
@@ -327,7 +350,7 @@ def make_rsgm_loss(cfg: dict[str, Any], process: ForwardProcess) -> LossFn:
     if unknown:
         raise ValueError(f"unknown loss config keys {sorted(unknown)}; known: {sorted(_LOSS_KEYS)}")
     manifold, schedule = process.manifold, process.schedule
-    s2 = _is_s2(manifold)
+    exact_ok = _has_heat_kernel(manifold)
     brownian = isinstance(process, BrownianMotion)
     kind = cfg.get("kind", "dsm" if brownian else "ism")
     eps = float(cfg.get("eps", 1e-3))
@@ -335,7 +358,7 @@ def make_rsgm_loss(cfg: dict[str, Any], process: ForwardProcess) -> LossFn:
     weighting: Weighting = cfg.get("weighting", "variance")
     sampler = make_noise_sampler(
         process,
-        cfg.get("sampler", "exact" if _is_bm_s2(process) else "grw"),
+        cfg.get("sampler", "exact" if _is_bm_exact(process) else "grw"),
         grw_steps=int(cfg.get("grw_steps", 20)),
         eps=eps,
     )
@@ -345,9 +368,9 @@ def make_rsgm_loss(cfg: dict[str, Any], process: ForwardProcess) -> LossFn:
                 f"DSM needs the transition density's score, which {process!r} does not have in "
                 "closed form; use loss kind: ism"
             )
-        target: Target = cfg.get("target", "exact" if s2 else "varadhan")
-        if target == "exact" and not s2:
-            raise ValueError("the exact heat-kernel target is implemented on S² only")
+        target: Target = cfg.get("target", "exact" if exact_ok else "varadhan")
+        if target == "exact" and not exact_ok:
+            raise ValueError("the exact heat-kernel target is implemented on S² and SO(3) only")
 
         def dsm_fn(model: nn.Module, x0: Tensor, generator: torch.Generator) -> Tensor:
             return dsm_loss(

@@ -62,7 +62,10 @@ LossFn = Callable[..., Tensor]
 
 
 def build_manifold(cfg: Mapping[str, Any] | None) -> Manifold:
-    """Manifold from ``{"name": "sphere"|"torus"|"euclidean", "dim": int}`` (default S²).
+    """Manifold from ``{"name": "sphere"|"torus"|"euclidean"|"so3", "dim": int}`` (default S²).
+
+    ``so3`` is the rotation group in R^{3×3} (:class:`pipeline.so3.manifold.SO3`); its ``dim``,
+    if given, must be 3.
 
     Raises:
         ValueError: On an unknown name.
@@ -76,7 +79,13 @@ def build_manifold(cfg: Mapping[str, Any] | None) -> Manifold:
         return FlatTorus(dim)
     if name == "euclidean":
         return Euclidean(dim)
-    raise ValueError(f"unknown manifold {name!r}; known: sphere, torus, euclidean")
+    if name == "so3":
+        if int(cfg.get("dim", 3)) != 3:
+            raise ValueError(f"manifold so3 has dim 3, got {cfg['dim']!r}")
+        from pipeline.so3.manifold import SO3
+
+        return SO3()
+    raise ValueError(f"unknown manifold {name!r}; known: sphere, torus, euclidean, so3")
 
 
 def build_schedule(cfg: Mapping[str, Any]) -> BetaSchedule:

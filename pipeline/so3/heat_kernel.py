@@ -18,7 +18,13 @@ Riemannian volume divide by vol(SO(3)) = 16√2 π². For small s the n = 0 imag
 Varadhan form (2πs)^{−3/2} e^{−d²/(2s)} (d = √2 θ) times (θ/2)/sin(θ/2).
 
 X_s | x0 = x0 · exp(θ hat(a)) with the axis a uniform on S² and the angle θ of density
-p_s(θ) (1 − cos θ)/π on [0, π] (the Haar angle law times the kernel).
+q_s(θ) = p_s(θ) (1 − cos θ)/π on [0, π] (the Haar angle law times the kernel).
+:func:`so3_heat_kernel_sample` draws θ for one s from a tabulated CDF;
+:func:`so3_exact_bm_sample` (one s per draw, the training losses' sampler) by rejection: for
+s ≤ 4 from the Varadhan proposal θ = √(s/2)·χ₃, whose ratio q_s/g is at most 4/π times its
+limit at θ = 0 (the n = 0 image gives sin(θ/2)/(θ/2) ≤ 1 and the n = −1 image at most doubles
+it, both reached at θ = π: measured in the tests), acceptance ≥ 0.65; above s = 4 from the
+Haar angle law with acceptance p_s(θ)/p_s(0) (the kernel peaks at θ = 0), ≥ 0.44.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ __all__ = [
     "so3_heat_kernel_mixture_score",
     "so3_heat_kernel_sample",
     "so3_heat_kernel_score",
+    "so3_exact_bm_sample",
     "so3_heat_logp_angle",
     "so3_heat_angle_cdf",
 ]
@@ -219,4 +226,85 @@ def so3_heat_kernel_sample(
     axis = axis / axis.norm(dim=-1, keepdim=True)
     turn = rodrigues(theta[:, None] * axis)
     out = SO.matrices(x0.to(torch.float64)) @ turn
+    return SO.from_matrices(out).to(x0.dtype)
+
+
+_CHI_MAX_S = 4.0
+_CHI_BOUND = math.log(4.0 / math.pi)
+_MAX_ROUNDS = 200
+
+
+def _log_angle_ratio_chi(theta: Tensor, s: Tensor) -> Tensor:
+    """log[q_s(θ)/g_s(θ)] − log of its θ → 0 limit, g_s the √(s/2)·χ₃ density."""
+    th = theta.clamp_min(1e-6)
+    log_p = so3_heat_logp_angle(th, s)
+    log_p0 = so3_heat_logp_angle(torch.full_like(th, _THETA_MIN), s)
+    # q/g ∝ p(θ)(1 − cos θ)/θ² · e^{θ²/s}; at θ → 0 it tends to p(0)/2.
+    log_q_over_g = log_p + torch.log(2.0 * torch.sin(th / 2.0) ** 2) - 2.0 * torch.log(th)
+    return log_q_over_g + th * th / s - (log_p0 - math.log(2.0))
+
+
+def sample_so3_angle_exact(s: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Exact draws of the rotation angle of X_s | x0 by rejection (one heat time per draw).
+
+    Args:
+        s: Tensor, shape (N,), heat times > 0 (float64).
+        generator: Random generator on s's device.
+
+    Returns:
+        Tensor, shape (N,), float64 angles in [0, π].
+
+    Raises:
+        ValueError: If a heat time is not positive.
+        RuntimeError: If the rejection loop does not finish (it accepts ≥ 44% per round).
+    """
+    if bool((s <= 0).any()):
+        raise ValueError("heat time s must be > 0")
+    dev = s.device
+    theta = torch.empty_like(s)
+    todo = torch.arange(s.numel(), device=dev)
+    for _ in range(_MAX_ROUNDS):
+        if todo.numel() == 0:
+            return theta
+        st = s[todo]
+        chi = st <= _CHI_MAX_S
+        g3 = torch.randn(st.shape[0], 3, dtype=torch.float64, device=dev, generator=generator)
+        quat = torch.randn(st.shape[0], 4, dtype=torch.float64, device=dev, generator=generator)
+        u = torch.rand(st.shape, dtype=torch.float64, device=dev, generator=generator)
+        w = (quat[:, 0].abs() / quat.norm(dim=-1)).clamp(max=1.0)
+        prop = torch.where(chi, torch.sqrt(st / 2.0) * g3.norm(dim=-1), 2.0 * torch.arccos(w))
+        inside = prop <= math.pi
+        prop = prop.clamp(max=math.pi)
+        log_haar = so3_heat_logp_angle(prop, st) - so3_heat_logp_angle(
+            torch.full_like(prop, _THETA_MIN), st
+        )
+        log_ratio = torch.where(chi, _log_angle_ratio_chi(prop, st) - _CHI_BOUND, log_haar)
+        accept = inside & (torch.log(u) <= log_ratio)
+        theta[todo[accept]] = prop[accept]
+        todo = todo[~accept]
+    raise RuntimeError(f"rejection sampler did not finish in {_MAX_ROUNDS} rounds")
+
+
+def so3_exact_bm_sample(
+    x0: Tensor, s: float | Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """Exact draws of Brownian motion on SO(3) at heat time(s) s from x0 (rejection).
+
+    Args:
+        x0: Tensor, shape (N, 9), starting rotations.
+        s: Heat time(s) > 0, a float or shape (N,).
+        generator: Random generator on x0's device.
+
+    Returns:
+        Tensor, shape (N, 9), dtype of x0.
+    """
+    n = x0.shape[0]
+    s_t = torch.as_tensor(s, dtype=torch.float64, device=x0.device)
+    s_t = s_t.expand(n) if s_t.ndim == 0 else s_t.reshape(-1)
+    if s_t.shape != (n,):
+        raise ValueError(f"s must be a scalar or have shape ({n},), got {tuple(s_t.shape)}")
+    theta = sample_so3_angle_exact(s_t.contiguous(), generator)
+    axis = torch.randn(n, 3, dtype=torch.float64, device=x0.device, generator=generator)
+    axis = axis / axis.norm(dim=-1, keepdim=True)
+    out = SO.matrices(x0.to(torch.float64)) @ rodrigues(theta[:, None] * axis)
     return SO.from_matrices(out).to(x0.dtype)

@@ -13,8 +13,11 @@ from pipeline.likelihood import pf_ode_logp
 from pipeline.sde.brownian import BrownianMotion, geodesic_random_walk
 from pipeline.sde.schedules import LinearBeta
 from pipeline.so3.heat_kernel import (
+    _log_angle_ratio_chi,
     _log_haar_images,
     _log_haar_series,
+    sample_so3_angle_exact,
+    so3_exact_bm_sample,
     so3_heat_kernel_logp,
     so3_heat_kernel_mixture_logp,
     so3_heat_kernel_mixture_score,
@@ -94,6 +97,38 @@ def test_exact_sampler_angle_law_ks(s: float) -> None:
     assert SO.check_point(x, atol=1e-12)
     theta = SO.angle(x0, x).numpy()
     assert stats.kstest(theta, _independent_angle_cdf(s)).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("s", [0.01, 0.3, 2.0, 3.9, 4.5, 12.0])
+def test_rejection_sampler_angle_law_ks(s: float) -> None:
+    # The per-draw sampler the losses use, on both sides of its proposal switch (s = 4).
+    gen = torch.Generator().manual_seed(3)
+    x0 = SO.random_uniform(4000, dtype=DT, generator=gen)
+    x = so3_exact_bm_sample(x0, torch.full((4000,), s, dtype=DT), generator=gen)
+    assert SO.check_point(x, atol=1e-12)
+    assert stats.kstest(SO.angle(x0, x).numpy(), _independent_angle_cdf(s)).pvalue > 1e-3
+
+
+def test_rejection_sampler_mixed_heat_times_and_its_bound() -> None:
+    # One heat time per draw: each half of the batch has its own law.
+    gen = torch.Generator().manual_seed(4)
+    s = torch.cat((torch.full((3000,), 0.05, dtype=DT), torch.full((3000,), 6.0, dtype=DT)))
+    order = torch.randperm(6000, generator=torch.Generator().manual_seed(5))
+    s_perm = s[order]
+    theta = sample_so3_angle_exact(s_perm, generator=gen)
+    for value in (0.05, 6.0):
+        got = theta[s_perm == value].numpy()
+        assert stats.kstest(got, _independent_angle_cdf(value)).pvalue > 1e-3
+    # the proposal ratio never exceeds the bound 4/π used for acceptance (tight at θ = π)
+    th = torch.linspace(1e-5, math.pi, 4001, dtype=DT)
+    for value in (1e-3, 0.5, 2.0, 4.0):
+        log_r = _log_angle_ratio_chi(th, torch.full_like(th, value))
+        assert float(log_r.max()) <= math.log(4.0 / math.pi) + 1e-9
+    assert float(_log_angle_ratio_chi(th[-1:], torch.full((1,), 0.5, dtype=DT))) == pytest.approx(
+        math.log(4.0 / math.pi), abs=1e-6
+    )
+    with pytest.raises(ValueError, match="> 0"):
+        so3_exact_bm_sample(SO.random_uniform(2, dtype=DT), torch.tensor([0.1, 0.0], dtype=DT))
 
 
 def _independent_angle_cdf(s: float):  # type: ignore[no-untyped-def]
