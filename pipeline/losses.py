@@ -35,10 +35,10 @@ from pipeline.models.divergence import DivergenceMethod, manifold_divergence
 from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.exact_sampler import HeatKernelSampler
 from pipeline.sde.heat_kernel import heat_kernel_score
-from pipeline.so3.heat_kernel import so3_exact_bm_sample, so3_heat_kernel_score
-from pipeline.so3.manifold import SO3
 from pipeline.sde.process import ForwardProcess
 from pipeline.sde.schedules import BetaSchedule
+from pipeline.so3.heat_kernel import so3_exact_bm_sample, so3_heat_kernel_score
+from pipeline.so3.manifold import SO3
 
 TimeSamplerKind = Literal["uniform", "log_uniform"]
 Weighting = Literal["variance", "likelihood", "none"]
