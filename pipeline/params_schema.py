@@ -1,5 +1,5 @@
-"""The schema of every ``params.yaml`` section that the train, evaluate, split, summarize and
-report stages read (see :mod:`pipeline.schema` for the checker).
+"""The schema of every ``params.yaml`` section that the train, evaluate, split, summarize,
+report and SO(3) stages read (see :mod:`pipeline.schema` for the checker).
 
 ``ingest``, ``maps`` and ``geometry`` keep their own validators (``pipeline.data.registry``,
 ``stages/maps.py``, ``stages/geometry.py``) and get a top-level key check here. A model
@@ -73,7 +73,9 @@ SCHEDULE = Section(
         "T": _POS,
     }
 )
-MANIFOLD = Section({"name": Field("str", choices=("sphere", "torus", "euclidean")), "dim": _INT1})
+MANIFOLD = Section(
+    {"name": Field("str", choices=("sphere", "torus", "euclidean", "so3")), "dim": _INT1}
+)
 _T_SAMPLER = Field("str", choices=("uniform", "log_uniform"))
 _WEIGHTING = Field("str", choices=("variance", "likelihood", "none"))
 RSGM_LOSS = Section(
@@ -167,6 +169,36 @@ SPLIT = Section(
     },
 )
 
+SO3_DATA = Section(
+    {
+        "mixtures": Field("list", items=_INT1),
+        "seeds": _SEEDS,
+        "n_train": _INT1,
+        "n_val": _INT1,
+        "n_test": _INT1,
+        "precision_shape": _POS,
+    }
+)
+"""``so3_data``: the SO(3) benchmark's wrapped-normal mixtures (:mod:`pipeline.so3.benchmark`)."""
+
+_SO3_TRAINED = ("rsgm", "ambient_raw", "ambient_rb")
+SO3 = Section(
+    {
+        "models": Field(
+            "list", items=Field("str", choices=(*_SO3_TRAINED, "ambient_rb_corrected"))
+        ),
+        "runner": RUNNER,
+        "torch_threads": _INT1,
+        "common": model_config_schema(None),
+        **{m: model_config_schema(m) for m in _SO3_TRAINED},
+        "rtol": _POS,
+        "atol": _POS,
+        "batch_size": _INT1,
+        "device": _DEVICE,
+    }
+)
+"""``so3``: models trained and evaluated on each SO(3) mixture (same configs as ``train``)."""
+
 REPORT = Section({"title": Field("str"), "compare_rev": Field("str", nullable=True)})
 
 _OPEN = Field("mapping")
@@ -180,6 +212,8 @@ SECTIONS: dict[str, Schema] = {
     "maps": _OPEN,
     "report": REPORT,
     "geometry": _OPEN,
+    "so3_data": SO3_DATA,
+    "so3": SO3,
 }
 """Every top-level section; ``maps`` and ``geometry`` are checked key by key by their stages."""
 
