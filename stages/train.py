@@ -18,7 +18,6 @@ import argparse
 import csv
 import functools
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,14 +38,6 @@ TIMINGS_DIR = Path("reports/timings")
 """Training seconds per seed (``cache: false``): wall-clock values stay out of the model folder."""
 
 
-def _same_config(model_dir: Path, kind: str, config: dict[str, Any]) -> bool:
-    card = model_dir / "model.json"
-    if not card.is_file():
-        return False
-    saved = json.loads(card.read_text())
-    return bool(saved.get("kind") == kind and saved.get("config") == config)
-
-
 def train_seed(
     seed: int,
     *,
@@ -65,10 +56,9 @@ def train_seed(
     """
     import torch
 
-    from pipeline import zoo
     from pipeline.data.splits import load_split
+    from pipeline.fit import fit_seed
     from pipeline.stopping import check_stop, install_stop_handlers
-    from pipeline.training import TrainConfig, train, write_model_card
 
     install_stop_handlers()  # in a process-pool worker; a no-op on a worker thread
     check_stop(f"seed {seed}")
@@ -76,28 +66,8 @@ def train_seed(
     torch.set_num_threads(max(1, torch_threads))
     parts = load_split(processed, split_csv, seed)
     data = torch.as_tensor(parts["train"], dtype=torch.float32)
-    # Data-dependent values (a Langevin reference's centre and scale) from this seed's split.
-    config = zoo.resolve_config(model, config, data)
     out_dir = Path(models_dir) / catalogue / model / f"seed{seed}"
-    if out_dir.exists() and not _same_config(out_dir, model, config):
-        # A checkpoint of another config must not be resumed.
-        shutil.rmtree(out_dir)
-    write_model_card(out_dir, model, config)
-    manifold = zoo.build_manifold(config.get("manifold"))
-    schedule = zoo.build_schedule(config["schedule"])
-    net = zoo.build_network(model, config, manifold, seed=seed)
-    loss_fn = zoo.build_loss(model, config, manifold, schedule)
-    cfg = TrainConfig.from_dict({**config.get("optim", {}), "seed": seed})
-    result = train(
-        net, loss_fn, data, cfg, out_dir, progress=sys.stderr.isatty(), restart_damaged=True
-    )
-    return {
-        "seed": seed,
-        "steps": result.steps,
-        "train_seconds": result.wall_seconds,
-        "resumed_from": result.resumed_from,
-        "loss_history": [[int(s), float(v)] for s, v in result.loss_history],
-    }
+    return fit_seed(model, config, data, seed, out_dir, progress=sys.stderr.isatty())
 
 
 def read_resolved_config(path: Path) -> dict[str, Any]:

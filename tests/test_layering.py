@@ -36,7 +36,7 @@ LAYERS: list[set[str]] = [
     {"losses", "likelihood", "sampling", "checkpoints", "normalization"},  # the engine
     {"ambient", "training"},  # seed-002 ambient DSM; the trainer
     {"zoo"},  # the model variants
-    {"evaluation"},  # a trained model loaded and evaluated
+    {"evaluation", "fit"},  # a trained model loaded and evaluated; one seed fitted
     {"maps", "query"},  # what users see: maps, queries
     {"report"},  # the report (it shows the maps and what moved on them)
     {"flows"},  # orchestration (Prefect, Dask, refresh)
