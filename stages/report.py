@@ -116,6 +116,9 @@ def run(args: argparse.Namespace) -> Path:
         previous=previous,
         title=cfg["title"],
         map_changes=changes,
+        so3_tables=[
+            read_report_json(p) for p in sorted((args.metrics_dir / "so3").glob("m*.json"))
+        ],
     )
     size = paths.html.stat().st_size / 1e6
     print(f"report: wrote {paths.markdown} and {paths.html} ({size:.1f} MB, self-contained)")

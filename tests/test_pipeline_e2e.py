@@ -125,7 +125,8 @@ def _flow_runs(api_url: str, since: str) -> list[list[str]]:
 
 def test_every_stage_ran_as_a_completed_flow_run(project: Path) -> None:
     runs = json.loads((project.parent / "flow_runs.json").read_text())
-    expected = ["geometry", "summarize", "report"]
+    expected = ["geometry", "summarize", "report", "so3_data"]
+    expected += [f"so3-m4-{m}" for m in ("rsgm", "ambient_raw", "ambient_rb")]
     for cat in CATALOGUES:
         expected += [f"ingest-{cat}", f"split-{cat}", f"maps-{cat}-rsgm"]
         expected += [f"train-{cat}-{m}" for m in TRAINED]
@@ -158,6 +159,17 @@ def test_repro_writes_every_artifact(project: Path) -> None:
     report = (project / "reports/report.md").read_text(encoding="utf-8")
     assert "rsgm_langevin" in report and "## Langevin noising" in report
     assert (project / "reports/geometry/summary.json").is_file()
+    # The SO(3) benchmark on the smoke profile: M = 4, 2 seeds, every model and the truth.
+    so3 = json.loads((project / "reports/metrics/so3/m4.json").read_text())
+    assert so3["seeds"] == [0, 1]
+    assert set(so3["models"]) == {"rsgm", "ambient_raw", "ambient_rb", "ambient_rb_corrected"}
+    for row in so3["models"].values():
+        assert len(row["per_seed"]) == 2 and all(math.isfinite(v) for v in row["per_seed"])
+        assert row["angle"]["mean"] == pytest.approx(row["frobenius"]["mean"] + math.log(8) / 2)
+    assert (
+        so3["models"]["ambient_rb_corrected"]["per_seed"] != so3["models"]["ambient_rb"]["per_seed"]
+    )
+    assert "## SO(3) benchmark" in report and "true density (same test points)" in report
 
 
 def test_second_repro_reruns_nothing(project: Path) -> None:

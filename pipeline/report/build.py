@@ -29,6 +29,7 @@ from pipeline.report.sections import (
     nll_blocks,
     version_blocks,
 )
+from pipeline.report.so3 import so3_blocks
 from pipeline.report.summary import catalogue_order, validate_summary
 from pipeline.report.versions import PreviousVersion
 
@@ -79,6 +80,7 @@ def build_report(
     previous: PreviousVersion | None = None,
     title: str = "geosgm report",
     map_changes: Sequence[ChangeMap] = (),
+    so3_tables: Sequence[Mapping[str, Any]] = (),
 ) -> ReportPaths:
     """Write ``report.md`` and a self-contained ``report.html`` into ``out_dir``.
 
@@ -99,6 +101,8 @@ def build_report(
         title: Report title.
         map_changes: Δ log-density maps against ``previous``
             (:func:`pipeline.report.map_changes.change_maps`), shown in the versions section.
+        so3_tables: The SO(3) benchmark's per-mixture metrics (``reports/metrics/so3/``);
+            none: no SO(3) section.
 
     Returns:
         The paths of the two files.
@@ -131,6 +135,10 @@ def build_report(
     if langevin:
         heading(2, "Langevin noising")
         blocks += langevin
+    so3 = so3_blocks(so3_tables)
+    if so3:
+        heading(2, "SO(3) benchmark")
+        blocks += so3
     heading(2, "Training and evaluation")
     blocks += budget_blocks(summary)
     blocks.append(

@@ -13,11 +13,15 @@ make an integrable 1/θ² singularity at μ, invisible for σ ≲ 1).
 
 The RSGM paper's SO(3) benchmark (its reference code, ``datasets/simple.py::Wrapped`` with
 ``mean: unif``, ``scale_type: random``, ``scale: 100``) draws M means from the Haar law, one
-precision per component from Gamma(100, 1) and σ = 1/√precision (≈ 0.1), equal weights; its own
-``log_prob`` is marked wrong by its authors, hence the exact density here. The reference's σ
-multiplies a standard normal in geomstats' Lie-algebra basis; whether that basis is orthonormal
-for the angle metric (as here: σ is the per-axis std of the rotation vector) is an assumption
-to confirm before comparing numbers.
+precision per component from Gamma(100, 1), τ = 1/√precision (≈ 0.1), and equal weights; a
+draw is exp_μ(τ·ξ) with ξ from geomstats' ``random_normal_tangent``, a standard normal in the
+Lie algebra's *normed* basis, whose elements have Frobenius norm 1 (|hat(ω)|_F = √2 |ω|). So τ
+is the per-coordinate std in Frobenius-orthonormal coordinates and the rotation vector has std
+σ = τ/√2 per axis: :func:`reference_mixture` uses that σ. The same code's SO(3) volume is
+8π² (``log_volume``), the angle metric's: the published log-likelihoods are per point w.r.t.
+that measure, log p_angle = log p_Frobenius + log 2√2 (this package's densities are w.r.t. the
+Frobenius volume 16√2 π²). Its own ``log_prob`` is marked wrong by its authors, hence the
+exact density here.
 """
 
 from __future__ import annotations
@@ -100,7 +104,7 @@ class WrappedMixture:
 
 
 def reference_mixture(m: int, seed: int, precision_shape: float = 100.0) -> WrappedMixture:
-    """The benchmark's law: M Haar means, σ = 1/√Gamma(shape, 1) each, equal weights.
+    """The benchmark's law: M Haar means, σ = 1/√(2·Gamma(shape, 1)) each, equal weights.
 
     Args:
         m: Number of components (the published table: 16, 32, 64).
@@ -115,5 +119,6 @@ def reference_mixture(m: int, seed: int, precision_shape: float = 100.0) -> Wrap
     gen = torch.Generator().manual_seed(seed)
     means = SO.random_uniform(m, dtype=torch.float64, generator=gen)
     precision = np.random.default_rng(seed).gamma(precision_shape, 1.0, size=m)
-    sigmas = torch.as_tensor(1.0 / np.sqrt(precision), dtype=torch.float64)
+    # τ = 1/√precision in the Frobenius-unit basis is σ = τ/√2 on the rotation vector.
+    sigmas = torch.as_tensor(1.0 / np.sqrt(2.0 * precision), dtype=torch.float64)
     return WrappedMixture(means, sigmas, torch.full((m,), 1.0 / m, dtype=torch.float64))

@@ -60,8 +60,8 @@ def test_mixture_weights_and_reference_law() -> None:
     mix = reference_mixture(16, seed=0)
     assert mix.means.shape == (16, 9) and mix.sigmas.shape == (16,)
     assert SO.check_point(mix.means, atol=1e-12)
-    # precision ~ Gamma(100): σ = 1/√precision ≈ 0.1
-    assert float((mix.sigmas - 0.1).abs().max()) < 0.03
+    # precision ~ Gamma(100): τ = 1/√precision ≈ 0.1 in the Frobenius-unit basis, σ = τ/√2
+    assert float((mix.sigmas - 0.1 / math.sqrt(2.0)).abs().max()) < 0.02
     again = reference_mixture(16, seed=0)
     torch.testing.assert_close(again.means, mix.means)
     # At a component's mean the mixture is that component times its weight (others far away).
