@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import shutil
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import torch
 from torch import Tensor
 
 from pipeline.geometry import Sphere
+from pipeline.geometry.vmf import sample_vmf_rows, vmf_logp_s2_torch
 from pipeline.likelihood import pf_ode_logp
 from pipeline.losses import make_rsgm_loss
 from pipeline.models import build_score_model
@@ -43,53 +43,28 @@ WEIGHTS = (0.25, 0.2, 0.2, 0.15, 0.1, 0.1)
 DEFAULT_OUT = Path("data/synthetic/vmf_mixture.csv")
 
 
-def vmf_logpdf(x: Tensor, mu: Tensor, kappa: Tensor) -> Tensor:
-    r"""Log-density of vMF(μ, κ) on S² w.r.t. area, in a form stable for large κ.
-
-    :math:`\log\frac{\kappa}{4\pi\sinh\kappa} + \kappa\langle x,\mu\rangle =
-    \log\kappa - \log 2\pi - \log(1 - e^{-2\kappa}) + \kappa(\langle x,\mu\rangle - 1)`.
-
-    Args:
-        x: Tensor, shape (N, 3), points on S².
-        mu: Tensor, shape (K, 3), mean directions.
-        kappa: Tensor, shape (K,), concentrations > 0.
-
-    Returns:
-        Tensor, shape (N, K), per-component log-densities.
-    """
-    c = x @ mu.T
-    log_norm = torch.log(kappa) - math.log(2 * math.pi) - torch.log(-torch.expm1(-2 * kappa))
-    return log_norm + kappa * (c - 1.0)
-
-
 def vmf_mixture_logpdf(x: Tensor, mu: Tensor, kappa: Tensor, weights: Tensor) -> Tensor:
     """Log-density of the mixture, shape (N,)."""
-    return torch.logsumexp(vmf_logpdf(x, mu, kappa) + torch.log(weights), dim=-1)
+    return torch.logsumexp(vmf_logp_s2_torch(x, mu, kappa) + torch.log(weights), dim=-1)
 
 
 def sample_vmf_mixture(
     n: int, mu: Tensor, kappa: Tensor, weights: Tensor, generator: torch.Generator
 ) -> Tensor:
-    """Exact draws from a vMF mixture on S² (inverse CDF of ⟨x, μ⟩, uniform azimuth).
+    """Exact draws from a vMF mixture on S² (a component per point, then its exact draw).
 
     Args:
         n: Number of points.
-        mu: Tensor, shape (K, 3).
+        mu: Tensor, shape (K, 3) (sets dtype and device).
         kappa: Tensor, shape (K,).
         weights: Tensor, shape (K,), summing to 1.
         generator: Random generator.
 
     Returns:
-        Tensor, shape (n, 3), float64 points on S².
+        Tensor, shape (n, 3), points on S² (float64 for :func:`make_dataset`).
     """
     comp = torch.multinomial(weights, n, replacement=True, generator=generator)
-    m, k = mu[comp], kappa[comp]
-    u = torch.rand(n, dtype=torch.float64, generator=generator)
-    w = 1.0 + torch.log(u + (1.0 - u) * torch.exp(-2.0 * k)) / k  # ⟨x, μ⟩
-    z = torch.randn(n, 3, dtype=torch.float64, generator=generator)
-    z = z - (z * m).sum(-1, keepdim=True) * m
-    z = z / z.norm(dim=-1, keepdim=True)
-    return w[:, None] * m + torch.sqrt((1.0 - w * w).clamp_min(0.0))[:, None] * z
+    return sample_vmf_rows(mu[comp], kappa[comp], generator)
 
 
 def make_dataset(seed: int, n_train: int, n_test: int) -> dict[str, Tensor]:

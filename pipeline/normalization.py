@@ -4,7 +4,7 @@ A latitude/longitude grid misses peaks narrower than its spacing. Here Z = ∫ p
 estimated as the mean of p(x)/q(x) over x ~ q, with a proposal q that puts mass where p does:
 a mixture of the uniform law and von Mises–Fisher laws centred on given points (the training
 events) at several concentrations. The estimate is unbiased for any q > 0 and comes with its
-standard error.
+standard error. The vMF pieces (normaliser, sampler) are :mod:`pipeline.geometry.vmf`.
 """
 
 from __future__ import annotations
@@ -15,30 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from pipeline.geometry.vmf import sample_vmf_s2, vmf_log_norm_s2
+
 FloatArray = NDArray[np.float64]
 
 #: ``logp_fn(xyz (N, 3) float64) -> log-density (N,)`` w.r.t. the area measure.
 LogDensityFn = Callable[[FloatArray], FloatArray]
-
-
-def _vmf_log_norm(kappa: float) -> float:
-    """log of the vMF(κ) normaliser on S² in the form κ/(2π(1 − e^{−2κ})), stable for large κ."""
-    return float(np.log(kappa) - np.log(2.0 * np.pi) - np.log1p(-np.exp(-2.0 * kappa)))
-
-
-def vmf_logp_s2(x: FloatArray, mu: FloatArray, kappa: float) -> FloatArray:
-    """log-density of vMF(μ, κ) on S² w.r.t. area, stable for large κ.
-
-    Args:
-        x: Points, shape (N, 3).
-        mu: Means, shape (K, 3).
-        kappa: Concentration > 0.
-
-    Returns:
-        Array of shape (N, K).
-    """
-    # κ/(2π(1 − e^{−2κ})) · exp(κ(⟨x, μ⟩ − 1))
-    return _vmf_log_norm(kappa) + kappa * (x @ mu.T - 1.0)
 
 
 def proposal_logq(
@@ -70,32 +52,9 @@ def proposal_logq(
             lk = float(kappa) * cos_m1
             m = lk.max(axis=1)
             mix = m + np.log(np.exp(lk - m[:, None]).mean(axis=1))
-            parts.append(log_w + _vmf_log_norm(float(kappa)) + mix)
+            parts.append(log_w + vmf_log_norm_s2(float(kappa)) + mix)
         out[start : start + chunk] = np.logaddexp.reduce(np.stack(parts), axis=0)
     return out
-
-
-def sample_vmf_s2(mu: FloatArray, kappa: float, rng: np.random.Generator) -> FloatArray:
-    """One vMF(μ_i, κ) draw per row of ``mu`` (exact inverse CDF of ⟨x, μ⟩).
-
-    Args:
-        mu: Means, shape (N, 3), unit vectors.
-        kappa: Concentration > 0.
-        rng: Random generator.
-
-    Returns:
-        Array of shape (N, 3) on S².
-    """
-    n = mu.shape[0]
-    u = rng.uniform(size=n)
-    # w = 1 + log(u + (1 − u) e^{−2κ}) / κ, written without cancellation for large κ.
-    w = 1.0 + np.log(u + (1.0 - u) * np.exp(-2.0 * kappa)) / kappa
-    w = np.clip(w, -1.0, 1.0)
-    v = rng.normal(size=(n, 3))
-    v -= np.sum(v * mu, axis=1, keepdims=True) * mu
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    x = w[:, None] * mu + np.sqrt(np.maximum(0.0, 1.0 - w**2))[:, None] * v
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 @dataclass(frozen=True)

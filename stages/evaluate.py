@@ -1,7 +1,8 @@
 """DVC stage ``evaluate@<catalogue>-<model>``: test NLL of every seed's final EMA model.
 
 Reads the ``evaluate`` section of params.yaml. For each seed: the test (and validation) NLL by
-the probability-flow ODE (dopri5, exact divergence, uniform base, tolerances from params), its
+the probability-flow ODE (the likelihood's solver and exact divergence, the process's reference
+law as base, tolerances from params; :mod:`pipeline.split_scores`), its
 mean number of function evaluations, and for the seeds in ``evaluate.normalization_seeds`` the
 integral of the model density over S² on a Gauss–Legendre grid (expect 1). No model selection
 is made: the final EMA weights are evaluated. Writes ``reports/metrics/<catalogue>/<model>.json``.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -44,85 +44,25 @@ def evaluate_seed(
     normalization_seeds: list[int],
 ) -> dict[str, Any]:
     """Evaluate one seed (module-level so process and Dask runners can pickle it)."""
-    import numpy as np
     import torch
 
     from pipeline.data.splits import load_split
-    from pipeline.evaluation import load_trained, log_density, normalization
+    from pipeline.split_scores import score_seed
     from pipeline.stopping import check_stop, install_stop_handlers
-    from pipeline.training import read_checkpoint_meta
 
     install_stop_handlers()  # in a process-pool worker; a no-op on a worker thread
     check_stop(f"seed {seed}")
     worker_sees(processed)
     torch.set_num_threads(max(1, int(settings.get("torch_threads", 1))))
-    seed_dir = Path(model_dir) / f"seed{seed}"
-    trained = load_trained(seed_dir, device=settings.get("device", "auto"), kind=model)
     parts = load_split(processed, split_csv, seed)
-    ode: dict[str, Any] = {
-        "rtol": float(settings["rtol"]),
-        "atol": float(settings["atol"]),
-        "batch_size": int(settings.get("batch_size", 4096)),
-    }
-    start = time.perf_counter()
-    test_logp, nfe = log_density(trained, parts["test"], **ode)
-    test_seconds = time.perf_counter() - start
-    out: dict[str, Any] = {
-        "seed": seed,
-        "test_nll": float(-test_logp.mean()),
-        "nfe": nfe,
-        "nll_seconds_per_1000": 1000.0 * test_seconds / max(len(test_logp), 1),
-        "n_test": int(len(test_logp)),
-    }
-    if settings.get("val", True) and len(parts["val"]):
-        val_logp, _ = log_density(trained, parts["val"], **ode)
-        out["val_nll"] = float(-val_logp.mean())
-    if seed in normalization_seeds:
-        n_lat, n_lon = (int(v) for v in settings["normalization_grid"])
-        tol = float(settings.get("normalization_tol", settings["rtol"]))
-        norm_ode = {**ode, "rtol": tol, "atol": tol}
-        out["normalization"] = normalization(trained, n_lat, n_lon, **norm_ode)
-    meta = read_checkpoint_meta(seed_dir)
-    if meta is None:
-        raise FileNotFoundError(
-            f"{seed_dir}: no checkpoint metadata (run `dvc pull` or `dvc repro`)"
-        )
-    # Training seconds are not here: they live in reports/timings (see stages/summarize.py).
-    out["train_steps"] = int(meta["step"])
-    out["loss_history"] = meta["loss_history"]
-    if not np.isfinite(out["test_nll"]):
-        raise RuntimeError(f"{seed_dir}: test NLL is not finite")
-    return out
-
-
-def aggregate(
-    model: str, catalogue: str, per_seed: list[dict[str, Any]], settings: dict[str, Any]
-) -> dict[str, Any]:
-    """Per-model metrics: statistics over seeds plus each seed's numbers and loss history."""
-    from pipeline.metrics import nll_statistics
-
-    stats = nll_statistics([r["test_nll"] for r in per_seed])
-    histories = {str(r["seed"]): r.pop("loss_history") for r in per_seed}
-    norms = [r["normalization"] for r in per_seed if "normalization" in r]
-    return {
-        "catalogue": catalogue,
-        "model": model,
-        **stats,
-        "n_test": per_seed[0]["n_test"],
-        "nfe_mean": float(sum(r["nfe"] for r in per_seed) / len(per_seed)),
-        "normalization_max_error": max((abs(v - 1.0) for v in norms), default=None),
-        "ode": {
-            "method": "dopri5",
-            "rtol": settings["rtol"],
-            "atol": settings["atol"],
-            "divergence": "exact",
-            "base": "uniform",
-        },
-        "weights": "final EMA",
-        "units": "nats per point, area measure of the unit sphere",
-        "per_seed": per_seed,
-        "loss_history": histories,
-    }
+    return score_seed(
+        Path(model_dir) / f"seed{seed}",
+        model,
+        parts,
+        settings,
+        seed=seed,
+        normalize=seed in normalization_seeds,
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -148,6 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """
     from pipeline import zoo
     from pipeline.flows.fanout import run_seeds
+    from pipeline.split_scores import metrics_over_seeds
 
     params = load_params(args.params)
     settings = section(params, SECTION, args.params)
@@ -173,7 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         flow_name=f"evaluate-{args.catalogue}-{model}",
         expected=EXPECTED,
     )
-    metrics = aggregate(model, args.catalogue, per_seed, settings)
+    metrics = metrics_over_seeds(model, args.catalogue, per_seed, settings)
     write_json_atomic(metrics, args.metrics_dir / args.catalogue / f"{model}.json")
     print(
         f"evaluate {args.catalogue}/{model}: test NLL {metrics['mean']:+.3f}"

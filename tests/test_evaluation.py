@@ -13,8 +13,8 @@ import torch
 from pipeline import zoo
 from pipeline.evaluation import generate_samples, load_trained, log_density, normalization
 from pipeline.metrics import format_nll_table, nll_statistics
+from pipeline.report.summary import build_summary
 from pipeline.training import TrainConfig, train, write_model_card
-from stages.summarize import build_summary
 
 CONFIG = {
     "manifold": {"name": "sphere", "dim": 2},

@@ -37,7 +37,7 @@ LAYERS: list[set[str]] = [
     {"ambient", "training"},  # seed-002 ambient DSM; the trainer
     {"zoo"},  # the model variants
     {"evaluation", "fit"},  # a trained model loaded and evaluated; one seed fitted
-    {"maps", "query", "so3_benchmark"},  # what users see: maps, queries; the SO(3) table
+    {"maps", "query", "so3_benchmark", "split_scores"},  # what users see; scored seeds
     {"report"},  # the report (it shows the maps and what moved on them)
     {"flows"},  # orchestration (Prefect, Dask, refresh)
     {"cli"},  # the command

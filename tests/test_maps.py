@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from pipeline.geometry.coords import latlon_to_xyz
+from pipeline.geometry.vmf import vmf_logp_s2
 from pipeline.maps import (
     UNIFORM_LOG_DENSITY,
     OfflineDataError,
@@ -64,10 +65,8 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 def _vmf_mixture_logp(xyz: np.ndarray) -> np.ndarray:
     """Log-density of an equal mixture of two von Mises-Fisher laws on S² (closed form)."""
     mus = np.asarray(latlon_to_xyz(np.array([35.0, -10.0]), np.array([139.0, -75.0])))
-    kappa = np.array([30.0, 8.0])
-    log_c = np.log(kappa) - np.log(2.0 * np.pi) - kappa - np.log1p(-np.exp(-2.0 * kappa))
-    comp = log_c[None, :] + kappa[None, :] * (xyz @ mus.T)
-    return np.logaddexp.reduce(comp + np.log(0.5), axis=1)
+    comp = [vmf_logp_s2(xyz, mus[k : k + 1], kappa)[:, 0] for k, kappa in enumerate((30.0, 8.0))]
+    return np.logaddexp.reduce(np.stack(comp, axis=1) + np.log(0.5), axis=1)
 
 
 def test_latlon_grid_cell_centres_and_row_major_points() -> None:

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
+from pipeline.geometry.vmf import sample_vmf_s2
 from pipeline.mmd import heat_kernel_s2, mmd2_unbiased, mmd_test
-from pipeline.normalization import sample_vmf_s2
 
 
 @pytest.mark.parametrize("s", [0.01, 0.1, 1.0])

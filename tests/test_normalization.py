@@ -8,36 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.normalization import (
-    importance_normalization,
-    proposal_logq,
-    sample_vmf_s2,
-    vmf_logp_s2,
-)
+from pipeline.normalization import importance_normalization, proposal_logq
 from pipeline.sde.heat_kernel import heat_kernel_mixture_logp
 
 
 def _random_points(n: int, seed: int) -> np.ndarray:
     x = np.random.default_rng(seed).normal(size=(n, 3))
     return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def test_vmf_sampler_matches_closed_form_mean() -> None:
-    # E<x, mu> = coth(kappa) - 1/kappa for vMF on S^2.
-    rng = np.random.default_rng(0)
-    mu = np.tile([[0.0, 0.6, 0.8]], (200_000, 1))
-    for kappa in (0.5, 5.0, 5000.0):
-        m = sample_vmf_s2(mu, kappa, rng) @ mu[0]
-        expected = 1.0 / math.tanh(kappa) - 1.0 / kappa
-        assert abs(m.mean() - expected) < 5 * m.std() / math.sqrt(m.size) + 1e-12
-
-
-def test_vmf_logp_integrates_to_one_on_a_grid() -> None:
-    from pipeline.likelihood import sphere_grid
-
-    xyz, w = sphere_grid(200, 400, dtype=torch.float64)
-    lp = vmf_logp_s2(xyz.numpy(), np.array([[0.0, 0.0, 1.0]]), 20.0)[:, 0]
-    assert float((w.numpy() * np.exp(lp)).sum()) == pytest.approx(1.0, abs=1e-10)
 
 
 def test_proposal_density_integrates_to_one_on_a_grid() -> None:

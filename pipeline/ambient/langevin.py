@@ -30,15 +30,9 @@ from numpy.polynomial import chebyshev as cheb
 from scipy import special
 from torch import Tensor
 
-from pipeline.ambient.posterior import (
-    FloatArray,
-    fiber_moments,
-    radial_quadrature,
-    sample_vmf,
-    vmf_kappa_from_mean,
-    vmf_mean_resultant,
-)
+from pipeline.ambient.posterior import FloatArray, fiber_moments, radial_quadrature
 from pipeline.geometry.manifold import Manifold
+from pipeline.geometry.vmf import sample_vmf, vmf_kappa_from_mean, vmf_mean_resultant
 
 
 @dataclass(frozen=True)

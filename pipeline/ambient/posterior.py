@@ -26,8 +26,9 @@ a one-dimensional quadrature in ρ (composite Gauss-Legendre), exact up to quadr
 is a gradient field: :math:`r_\\sigma = \\nabla_M \\Phi(m)` with :math:`\\Phi' = \\kappa g_\\sigma`.
 The same ρ-integral gives :math:`E[|T_\\sigma|^2 | y]` and the density of π(X) on :math:`S^d`.
 
-Everything here is NumPy/SciPy float64 (these are reference computations, not model code),
-except :func:`sample_vmf`, which is torch.
+The vMF law itself (:math:`\\Psi_D`, :math:`A_D`, score, exact sampler) is
+:mod:`pipeline.geometry.vmf`. The quadrature here is NumPy/SciPy float64 (reference computations,
+not model code); :func:`rb_target_vmf` and the torus/circle helpers take and return torch tensors.
 """
 
 from __future__ import annotations
@@ -42,101 +43,9 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import special
 from torch import Tensor
 
+from pipeline.geometry.vmf import SMALL_CONCENTRATION, log_vmf_partition, vmf_mean_resultant
+
 FloatArray = NDArray[np.float64]
-
-_SMALL_A = 1e-8
-
-
-def log_vmf_partition(a: ArrayLike, D: int) -> FloatArray:
-    """Log of :math:`\\Psi_D(a) = \\int_{S^{D-1}} e^{a\\langle e, z\\rangle} dz` (area measure).
-
-    Args:
-        a: Concentrations :math:`a \\ge 0`, any shape.
-        D: Ambient dimension (the sphere is :math:`S^{D-1}`), D >= 2.
-
-    Returns:
-        Array of the same shape as ``a``.
-
-    Raises:
-        ValueError: If D < 2 or some a < 0.
-    """
-    if D < 2:
-        raise ValueError(f"ambient dimension D must be >= 2, got {D}")
-    a = np.asarray(a, dtype=np.float64)
-    if np.any(a < 0):
-        raise ValueError("concentrations must be >= 0")
-    nu = 0.5 * D - 1.0
-    log_area = math.log(2.0) + 0.5 * D * math.log(math.pi) - special.gammaln(0.5 * D)
-    safe = np.maximum(a, _SMALL_A)
-    big = (
-        0.5 * D * math.log(2.0 * math.pi) + np.log(special.ive(nu, safe)) + safe - nu * np.log(safe)
-    )
-    # Series near 0: log Psi = log|S^{D-1}| + a^2 / (2D) + O(a^4).
-    small = log_area + a * a / (2.0 * D)
-    out: FloatArray = np.where(a < _SMALL_A, small, big)
-    return out
-
-
-def vmf_mean_resultant(a: ArrayLike, D: int) -> FloatArray:
-    """Mean resultant length :math:`A_D(a) = I_{D/2}(a)/I_{D/2-1}(a) = E\\langle z, \\mu\\rangle`.
-
-    Args:
-        a: Concentrations :math:`a \\ge 0`, any shape.
-        D: Ambient dimension (vMF on :math:`S^{D-1}`).
-
-    Returns:
-        Array of the same shape, values in [0, 1).
-    """
-    a = np.asarray(a, dtype=np.float64)
-    safe = np.maximum(a, _SMALL_A)
-    ratio = special.ive(0.5 * D, safe) / special.ive(0.5 * D - 1.0, safe)
-    out: FloatArray = np.where(a < _SMALL_A, a / D, ratio)
-    return out
-
-
-def vmf_kappa_from_mean(mean: float, D: int) -> float:
-    """Concentration κ whose vMF on :math:`S^{D-1}` has :math:`E\\langle z,\\mu\\rangle` = ``mean``.
-
-    This is also the maximum-likelihood κ (known μ) of any law with that mean.
-
-    Args:
-        mean: Target mean of :math:`\\langle z, \\mu\\rangle`, in [0, 1).
-        D: Ambient dimension.
-
-    Returns:
-        κ >= 0 (0 when mean <= 0).
-
-    Raises:
-        ValueError: If mean >= 1.
-    """
-    from scipy.optimize import brentq
-
-    if mean >= 1.0:
-        raise ValueError(f"mean of <z, mu> must be < 1, got {mean}")
-    if mean <= 0.0:
-        return 0.0
-    hi = 1.0
-    while float(vmf_mean_resultant(hi, D)) < mean:
-        hi *= 2.0
-    return float(brentq(lambda k: float(vmf_mean_resultant(k, D)) - mean, 0.0, hi, xtol=1e-13))
-
-
-def vmf_score_sq_mean(kappa: float, d: int) -> float:
-    """:math:`E|\\nabla_M \\log q|^2 = \\kappa^2(1 - E\\langle z,\\mu\\rangle^2)` under vMF(μ, κ)
-    on S^d.
-
-    On :math:`S^2` this is :math:`2\\kappa\\coth\\kappa - 2`. In general
-    :math:`E\\langle z,\\mu\\rangle^2 = 1 - d A_D(\\kappa)/\\kappa`.
-
-    Args:
-        kappa: Concentration > 0.
-        d: Sphere dimension.
-
-    Returns:
-        The expectation.
-    """
-    D = d + 1
-    return float(kappa * d * vmf_mean_resultant(kappa, D))
 
 
 @dataclass(frozen=True)
@@ -255,8 +164,8 @@ def fiber_moments(
     w = w / norm[..., None]
     log_density: FloatArray = np.log(norm) + top[..., 0]
     A = vmf_mean_resultant(a, D)
-    a_safe = np.maximum(a, _SMALL_A)
-    ratio = np.where(a < _SMALL_A, 1.0 / D, A / a_safe)  # A_D(a)/a, -> 1/D at 0
+    a_safe = np.maximum(a, SMALL_CONCENTRATION)
+    ratio = np.where(a < SMALL_CONCENTRATION, 1.0 / D, A / a_safe)  # A_D(a)/a, -> 1/D at 0
     g: FloatArray = np.sum(w * ratio, axis=-1) / s2
     # E[|P_y Z|^2 | X] = d A/a + (1 - <n, y>^2)(1 - D A/a), 1 - <n,y>^2 = kappa^2 (1-m^2)/a^2.
     perp = np.where(a2 > 0, kappa * kappa * (1.0 - mm * mm) / np.maximum(a2, 1e-300), 0.0)
@@ -286,21 +195,6 @@ def rb_target_vmf(
     g = torch.as_tensor(mom.g, dtype=y.dtype, device=y.device)
     p_mu = mu - m[:, None] * y
     return kappa * g[:, None] * p_mu
-
-
-def vmf_score(y: Tensor, mu: Tensor, kappa: float) -> Tensor:
-    """Riemannian score :math:`\\nabla_M\\log q(y) = \\kappa P_y\\mu` of vMF(μ, κ).
-
-    Args:
-        y: Tensor, shape (B, D), points on the sphere.
-        mu: Tensor, shape (D,), unit vector.
-        kappa: Concentration.
-
-    Returns:
-        Tensor, shape (B, D).
-    """
-    m = (y * mu).sum(-1, keepdim=True)
-    return kappa * (mu - m * y)
 
 
 def raw_tangent_factor_vmf(m: ArrayLike, kappa: float, sigma: float, d: int) -> FloatArray:
@@ -378,63 +272,6 @@ def sphere_marginal_expectation(
     else:
         area_lower = 2.0 * math.pi ** (0.5 * d) / math.gamma(0.5 * d)
     return float(area_lower * np.sum(w * np.exp(log_density(x)) * f(x)))
-
-
-def sample_vmf(
-    mu: Tensor, kappa: float, n: int, generator: torch.Generator | None = None
-) -> Tensor:
-    """Exact draws from vMF(μ, κ) on :math:`S^{D-1}` (Wood 1994; inverse CDF on :math:`S^2`).
-
-    Args:
-        mu: Tensor, shape (D,), unit mean direction (sets dtype and device).
-        kappa: Concentration >= 0.
-        n: Number of draws.
-        generator: Random generator on mu's device.
-
-    Returns:
-        Tensor, shape (n, D).
-
-    Raises:
-        ValueError: If kappa < 0 or D < 2.
-    """
-    D = mu.shape[-1]
-    if kappa < 0 or D < 2:
-        raise ValueError(f"need kappa >= 0 and D >= 2, got kappa={kappa}, D={D}")
-    dt, dev = mu.dtype, mu.device
-    if kappa == 0:
-        w = torch.randn(n, D, generator=generator, dtype=dt, device=dev)
-        return w / w.norm(dim=-1, keepdim=True)
-    if D == 3:
-        u = torch.rand(n, generator=generator, dtype=dt, device=dev)
-        w = 1.0 + torch.log(u + (1.0 - u) * math.exp(-2.0 * kappa)) / kappa
-    else:
-        dm1 = D - 1.0
-        b = dm1 / (2.0 * kappa + math.sqrt(4.0 * kappa * kappa + dm1 * dm1))
-        x0 = (1.0 - b) / (1.0 + b)
-        c = kappa * x0 + dm1 * math.log(1.0 - x0 * x0)
-        out = torch.empty(0, dtype=dt, device=dev)
-        while out.shape[0] < n:
-            k = 2 * (n - out.shape[0]) + 16
-            zb = _beta_sample(0.5 * dm1, k, generator, mu)
-            u = torch.rand(k, generator=generator, dtype=dt, device=dev)
-            wk = (1.0 - (1.0 + b) * zb) / (1.0 - (1.0 - b) * zb)
-            ok = kappa * wk + dm1 * torch.log(1.0 - x0 * wk) - c >= torch.log(u)
-            out = torch.cat([out, wk[ok]])
-        w = out[:n]
-    v = torch.randn(n, D, generator=generator, dtype=dt, device=dev)
-    v = v - (v @ mu)[:, None] * mu
-    v = v / v.norm(dim=-1, keepdim=True)
-    return w[:, None] * mu + torch.sqrt(torch.clamp(1.0 - w * w, min=0.0))[:, None] * v
-
-
-def _beta_sample(a: float, n: int, generator: torch.Generator | None, like: Tensor) -> Tensor:
-    """Symmetric Beta(a, a) draws from a seeded generator (via a chi-square ratio)."""
-    k = max(1, round(2 * a))
-    if abs(k - 2 * a) > 1e-12:
-        raise ValueError(f"Beta(a, a) sampler needs 2a integer, got a={a}")
-    g1 = torch.randn(n, k, generator=generator, dtype=like.dtype, device=like.device).pow(2).sum(-1)
-    g2 = torch.randn(n, k, generator=generator, dtype=like.dtype, device=like.device).pow(2).sum(-1)
-    return g1 / (g1 + g2)
 
 
 def log_circle_fiber_kernel(c: Tensor, sigma: float) -> Tensor:

@@ -28,10 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.kinds import TRAINED_FROM
 from pipeline.published import PUBLISHED_CATALOGUES
 
 __all__ = [
     "DEFAULT_SUMMARY_PATH",
+    "ENTRY_KEYS",
+    "PER_SEED_KEYS",
+    "build_summary",
     "read_report_json",
     "catalogue_order",
     "seed_mean",
@@ -43,6 +47,78 @@ __all__ = [
 
 #: Where the summary metrics live, relative to the repository root.
 DEFAULT_SUMMARY_PATH = "reports/summary.json"
+
+
+PER_SEED_KEYS = (
+    "seed",
+    "test_nll",
+    "val_nll",
+    "nfe",
+    "train_steps",
+    "train_seconds",
+    "normalization",
+    "nll_seconds_per_1000",
+)
+ENTRY_KEYS = ("mean", "std", "ci95", "n_test", "nfe_mean", "normalization_max_error")
+
+
+def _train_seconds(timings_dir: Path, catalogue: str, model: str) -> dict[int, float]:
+    """Training seconds per seed of the weights a model uses ({} when not recorded)."""
+
+    path = timings_dir / catalogue / f"{TRAINED_FROM.get(model, model)}.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return {int(r["seed"]): float(r["train_seconds"]) for r in data["per_seed"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a timings file ({exc}); rerun the train stage") from exc
+
+
+def build_summary(
+    metrics_dir: Path,
+    catalogues: list[str],
+    models: list[str],
+    seeds: list[int],
+    protocol: str,
+    timings_dir: Path | None = None,
+) -> dict[str, Any]:
+    """The summary dict (the schema in the module docstring) from the per-model metrics files
+    (``<metrics_dir>/<catalogue>/<model>.json``) and, if given, the training seconds
+    (``<timings_dir>/<catalogue>/<trained model>.json``).
+
+    Raises:
+        FileNotFoundError: If a (catalogue, model) metrics file is missing.
+    """
+    results: dict[str, dict[str, Any]] = {}
+    for cat in catalogues:
+        results[cat] = {}
+        for model in models:
+            path = metrics_dir / cat / f"{model}.json"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: missing (run evaluate@{cat}-{model})")
+            try:
+                m = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise ValueError(
+                    f"{path}: not valid JSON ({exc}); rerun evaluate@{cat}-{model}"
+                ) from exc
+            seconds = _train_seconds(timings_dir, cat, model) if timings_dir else {}
+            entry = {k: m[k] for k in ENTRY_KEYS if k in m}
+            entry["per_seed"] = []
+            for r in m["per_seed"]:
+                row = {k: r[k] for k in PER_SEED_KEYS if k in r}
+                if int(r["seed"]) in seconds:
+                    row["train_seconds"] = seconds[int(r["seed"])]
+                entry["per_seed"].append(row)
+            results[cat][model] = entry
+    return {
+        "protocol": protocol,
+        "seeds": seeds,
+        "units": "test NLL in nats per point, w.r.t. the area measure of the unit sphere",
+        "weights": "final EMA weights, no model selection",
+        "results": results,
+    }
 
 
 #: Keys every ``per_seed`` entry must have; ``val_nll``, ``nfe``, ``train_steps``,

@@ -17,8 +17,8 @@ from pipeline.ambient.langevin import (
     langevin_equilibrium,
     rb_drift,
 )
-from pipeline.ambient.posterior import vmf_mean_resultant
 from pipeline.geometry import Sphere
+from pipeline.geometry.vmf import vmf_mean_resultant
 
 
 @pytest.mark.parametrize("d", [1, 2, 6, 10])

@@ -7,22 +7,19 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy import integrate, special
+from scipy import integrate
 
 from pipeline.ambient.posterior import (
     fiber_moments,
     raw_tangent_factor_vmf,
     rb_expansion_coefficient,
     rb_target_vmf,
-    sample_vmf,
     sphere_marginal_expectation,
     torus_rb_target_grid,
-    vmf_kappa_from_mean,
-    vmf_mean_resultant,
-    vmf_score_sq_mean,
 )
 from pipeline.ambient.targets import add_ambient_noise, raw_target, rb_target
 from pipeline.geometry import Sphere
+from pipeline.geometry.vmf import sample_vmf
 
 
 @pytest.mark.parametrize("d", [1, 2, 6])
@@ -116,38 +113,6 @@ def test_targets_means_agree_by_tower_property() -> None:
     # the conditional-mean residual is orthogonal to functions of π(X): E[(T − r)·r] = 0
     cross = (diff * r).sum(-1)
     assert abs(float(cross.mean())) < 4 * float(cross.std()) / math.sqrt(n)
-
-
-@pytest.mark.parametrize("D", [3, 7, 11])
-def test_sample_vmf_mean_and_kappa_inverse(D: int) -> None:
-    kappa = 5.0
-    mu = torch.zeros(D, dtype=torch.float64)
-    mu[0] = 1.0
-    z = sample_vmf(mu, kappa, 40000, torch.Generator().manual_seed(D))
-    torch.testing.assert_close(z.norm(dim=-1), torch.ones(40000, dtype=torch.float64))
-    w = z @ mu
-    assert float(w.mean()) == pytest.approx(
-        float(vmf_mean_resultant(kappa, D)), abs=4 * float(w.std()) / 200
-    )
-    assert vmf_kappa_from_mean(float(vmf_mean_resultant(kappa, D)), D) == pytest.approx(
-        kappa, rel=1e-9
-    )
-
-
-def test_score_sq_mean_closed_form_on_s2() -> None:
-    for kappa in (0.5, 2.0, 10.0):
-        assert vmf_score_sq_mean(kappa, 2) == pytest.approx(
-            2 * kappa / math.tanh(kappa) - 2, rel=1e-12
-        )
-
-
-def test_vmf_normaliser_small_concentration_limit() -> None:
-    from pipeline.ambient.posterior import log_vmf_partition
-
-    for D in (2, 3, 7):
-        area = 2 * math.pi ** (D / 2) / special.gamma(D / 2)
-        assert float(log_vmf_partition(0.0, D)) == pytest.approx(math.log(area))
-        assert float(log_vmf_partition(1e-4, D)) == pytest.approx(math.log(area), abs=1e-8)
 
 
 def test_torus_grid_matches_circle_quadrature_for_product_density() -> None:

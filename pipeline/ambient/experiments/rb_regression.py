@@ -13,9 +13,10 @@ from torch import Tensor
 
 from pipeline.ambient.experiments.fits import loglog_slope
 from pipeline.ambient.models import AmbientScoreModel
-from pipeline.ambient.posterior import fiber_moments, raw_tangent_factor_vmf, sample_vmf
+from pipeline.ambient.posterior import fiber_moments, raw_tangent_factor_vmf
 from pipeline.ambient.targets import add_ambient_noise, raw_target, rb_target
 from pipeline.geometry.sphere import Sphere
+from pipeline.geometry.vmf import sample_vmf
 from pipeline.models.mlp import MLP
 
 __all__ = ["headline", "rb_regression"]

@@ -12,9 +12,10 @@ from numpy.polynomial import chebyshev as cheb
 from scipy import special
 
 from pipeline.ambient.experiments.fits import loglog_slope
-from pipeline.ambient.posterior import FloatArray, fiber_moments, sample_vmf, vmf_score_sq_mean
+from pipeline.ambient.posterior import FloatArray, fiber_moments
 from pipeline.ambient.targets import add_ambient_noise, rb_target
 from pipeline.geometry.sphere import Sphere
+from pipeline.geometry.vmf import sample_vmf, vmf_score_sq_mean
 
 __all__ = ["HEADLINE_KEYS", "headline", "variance_collapse"]
 
