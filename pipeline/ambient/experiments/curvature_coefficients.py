@@ -21,6 +21,7 @@ from pipeline.ambient.curvature import (
 from pipeline.ambient.posterior import fiber_moments, torus_rb_target_grid
 from pipeline.geometry.sphere import Sphere
 from pipeline.geometry.torus import FlatTorus
+from pipeline.so3.manifold import SO3
 
 __all__ = ["curvature_coefficients", "headline"]
 
@@ -63,7 +64,8 @@ def curvature_coefficients(
     (issue 1, 4c).
 
     1. Differential geometry: the operator from the derivative of the tangent projector at random
-       points of ``Sphere(d)`` and ``FlatTorus(n)``, and on the torus of revolution in R³.
+       points of ``Sphere(d)``, ``FlatTorus(n)`` and ``SO3`` (Frobenius metric; closed form
+       ¼ Id), and on the torus of revolution in R³.
     2. Statistics: on the flat torus :math:`(S^1)^2 \\subset \\mathbb{R}^4` with the non-product
        density :math:`q \\propto \\exp(k_1\\cos\\theta_1 + k_2\\cos\\theta_2 +
        k_{12}\\cos(\\theta_1 - \\theta_2))`,
@@ -88,9 +90,11 @@ def curvature_coefficients(
     """
     gen = torch.Generator().manual_seed(seed)
     ops: dict[str, Any] = {}
-    cases: list[tuple[str, Sphere | FlatTorus, int]] = [
+    cases: list[tuple[str, Sphere | FlatTorus | SO3, int]] = [
         *((f"sphere_{d}", Sphere(d), d) for d in sphere_dims),
         *((f"flat_torus_{n}", FlatTorus(n), n) for n in torus_dims),
+        # SO(3) ⊂ R^{3×3}: curved in its embedding, ½W_H − Ric♯ = ½ Id − ¼ Id.
+        ("so3", SO3(), 3),
     ]
     for name, man, dim in cases:
         z = man.random_uniform(1, dtype=torch.float64, generator=gen)[0]
@@ -171,6 +175,7 @@ def headline(res: dict[str, Any]) -> dict[str, Any]:
     """
     return {
         "flat_torus_c_measured": res["flat_torus_measured"]["c_extrapolated"],
+        "so3_operator_eigenvalues": res["operators"]["so3"]["eigenvalues"],
         **{f"{k}_c_measured": v["c_extrapolated"] for k, v in res["sphere_measured"].items()},
         "operator_max_abs_error": max(
             v["max_abs_error"] for v in res["operators"].values() if "max_abs_error" in v
