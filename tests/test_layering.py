@@ -37,7 +37,8 @@ LAYERS: list[set[str]] = [
     {"ambient", "training"},  # seed-002 ambient DSM; the trainer
     {"zoo"},  # the model variants
     {"evaluation", "fit"},  # a trained model loaded and evaluated; one seed fitted
-    {"maps", "query", "so3_benchmark", "split_scores"},  # what users see; scored seeds
+    # what users see; scored seeds; the Schrödinger bridge (IPF on fit_seed's rsgm model)
+    {"maps", "query", "so3_benchmark", "split_scores", "bridge"},
     {"report"},  # the report (it shows the maps and what moved on them)
     {"flows"},  # orchestration (Prefect, Dask, refresh)
     {"cli"},  # the command

@@ -1,0 +1,410 @@
+r"""Iterative proportional fitting (IPF) of a diffusion Schrödinger bridge on the engine.
+
+Iteration 1 is the RSGM model of the given config: :math:`f_1 = 0` and :math:`b_1` the score
+network fitted by :func:`pipeline.fit.fit_seed` (DSM with the exact heat-kernel target on the
+config's horizon), bit-identical to ``fit_seed("rsgm", config, x_train, seed, ...)``.
+Iteration n ≥ 2 alternates two half-steps:
+
+1. simulate the backward process of :math:`b_{n-1}` from the uniform prior
+   (``sim_paths`` walks of ``sim_steps`` steps, every state cached with its time) and fit
+   :math:`f_n` against the frozen :math:`b_{n-1}`;
+2. simulate the forward process of :math:`f_n` from the training data and fit :math:`b_n`
+   against the frozen :math:`f_n`,
+
+by the implicit divergence-form loss (``loss: implicit``, on the cached (x, t) rows) or DSB's
+mean-matching regression (``loss: mean_matching``, on the cached steps); see
+:mod:`pipeline.bridge.losses`. Every field is trained by :func:`pipeline.training.train` on the
+cached rows, so it gets the trainer's checkpoints (safetensors), EMA and resume; the EMA
+weights are what the next half-step and :class:`~pipeline.bridge.model.BridgeModel` use.
+
+Folders under ``out_dir``: ``ipf.json`` (the RSGM config, the IPF config and the training
+data's SHA-256), ``iter01/backward`` (the ``fit_seed`` folder), and for n ≥ 2
+``iterNN/forward`` and ``iterNN/backward``, each a trainer checkpoint with a model card
+(kind ``bridge_forward``/``bridge_backward``, config: the RSGM and IPF configs, the data's
+hash and the iteration). A folder whose card and trainer config match and whose checkpoint
+is finished is loaded, never retrained; one of another config is deleted and retrained; an
+unfinished one resumes. A new RSGM config, seed or training set deletes every iteration
+folder; ``n_iterations`` may grow (the earlier iterations are kept).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from pipeline import zoo
+from pipeline.atomic import atomic_write
+from pipeline.bridge.losses import make_implicit_loss, make_mean_matching_loss
+from pipeline.bridge.model import BridgeModel, simulate
+from pipeline.checkpoints import (
+    EMA_FILE,
+    CheckpointError,
+    load_checkpoint_weights,
+    read_checkpoint_meta,
+    write_model_card,
+)
+from pipeline.fit import fit_seed, same_config
+from pipeline.geometry.manifold import Manifold
+from pipeline.losses import Weighting
+from pipeline.sde.brownian import BrownianMotion
+from pipeline.training import TrainConfig, resolve_device, train
+
+__all__ = ["MANIFEST_FILE", "IPFConfig", "field_dir", "load_bridge", "run_ipf"]
+
+LossKind = Literal["implicit", "mean_matching"]
+Direction = Literal["forward", "backward"]
+MANIFEST_FILE = "ipf.json"
+
+
+@dataclass(frozen=True)
+class IPFConfig:
+    """Settings of :func:`run_ipf`.
+
+    Attributes:
+        n_iterations: IPF iterations (>= 1; 1 is the RSGM model alone).
+        sim_paths: Walks simulated per half-step.
+        sim_steps: Steps per walk (uniform grid on [eps, T]); rows per half-step:
+            ``sim_paths * sim_steps``. Keep that at least ``steps * batch_size`` of ``train``
+            (each cached row seen about once): the implicit loss overfits a small cache (on a
+            short-horizon vMF mixture, 1000 × 50 rows for 1500 × 256 draws turned the NLL from
+            1.03 to 1.65 nats with f = 0; 8000 × 50 rows gave 1.07).
+        train: :class:`~pipeline.training.TrainConfig` fields for every field of iterations
+            >= 2, over the RSGM config's ``optim`` (``seed`` is set per field).
+        loss: ``"implicit"`` or ``"mean_matching"``.
+        seed: Seeds iteration 1 (as ``fit_seed``'s seed) and, offset per field, the
+            initialisation, trainer and walks of the later ones.
+        warm_start: Start f_n from f_{n−1} (n >= 3) and b_n from b_{n−1} (else a fresh init).
+    """
+
+    n_iterations: int = 2
+    sim_paths: int = 10_000
+    sim_steps: int = 100
+    train: dict[str, Any] = field(default_factory=dict)
+    loss: LossKind = "implicit"
+    seed: int = 0
+    warm_start: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("n_iterations", "sim_paths", "sim_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"IPF key {name!r}: expected an integer >= 1, got {value!r}")
+        if self.loss not in ("implicit", "mean_matching"):
+            raise ValueError(f"IPF loss must be 'implicit' or 'mean_matching', got {self.loss!r}")
+        if "seed" in self.train:
+            raise ValueError("IPF train: 'seed' is set per field from the IPF seed")
+        TrainConfig.from_dict(dict(self.train))  # unknown keys and bad values fail here
+
+    @classmethod
+    def from_dict(cls, cfg: dict[str, Any]) -> IPFConfig:
+        """Build from a plain dict, rejecting unknown keys (with the nearest valid name).
+
+        Raises:
+            ValueError: On an unknown key or a bad value.
+        """
+        fields = list(cls.__dataclass_fields__)
+        for key in cfg:
+            if key not in fields:
+                near = difflib.get_close_matches(str(key), fields, n=1, cutoff=0.6)
+                hint = f"; did you mean {near[0]!r}?" if near else f"; known: {sorted(fields)}"
+                raise ValueError(f"unknown IPF key {key!r}{hint}")
+        return cls(**{**cfg, "train": dict(cfg.get("train", {}))})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as a JSON-serialisable dict."""
+        return asdict(self)
+
+
+def field_dir(out_dir: Path, iteration: int, direction: Direction) -> Path:
+    """The checkpoint folder of one field: ``out_dir/iterNN/{forward,backward}``."""
+    return Path(out_dir) / f"iter{int(iteration):02d}" / direction
+
+
+def _data_sha256(x: Tensor) -> str:
+    arr = x.detach().to("cpu").contiguous()
+    digest = hashlib.sha256(f"{tuple(arr.shape)} {arr.dtype}\n".encode())
+    digest.update(arr.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _field_seed(seed: int, iteration: int, direction: Direction) -> int:
+    """Seed of the init, trainer and walks of one field of iteration >= 2."""
+    return int(seed) + 1000 * (2 * (iteration - 1) + (direction == "backward"))
+
+
+def _finished(folder: Path, kind: str, config: dict[str, Any], cfg: TrainConfig) -> bool:
+    """Whether ``folder`` holds a finished checkpoint of this kind, config and trainer config."""
+    if not same_config(folder, kind, config) or not (folder / EMA_FILE).is_file():
+        return False
+    try:
+        meta = read_checkpoint_meta(folder)
+    except CheckpointError:
+        return False
+    if meta is None or meta.get("config") != json.loads(json.dumps(asdict(cfg))):
+        return False
+    if int(meta["step"]) >= cfg.steps:
+        return True
+    spent = float(meta.get("elapsed_seconds", 0.0))
+    return cfg.max_seconds is not None and spent >= cfg.max_seconds
+
+
+def _load_field(
+    config: dict[str, Any], manifold: Manifold, folder: Path, device: torch.device
+) -> nn.Module:
+    """The rsgm-type network of a folder with its EMA weights (safetensors), frozen."""
+    with torch.random.fork_rng(devices=[]):  # the throwaway init leaves torch's RNG alone
+        net = zoo.build_network("rsgm", config, manifold)
+    net.load_state_dict(load_checkpoint_weights(folder, "ema"))
+    net.to(device).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every half-step of one :func:`run_ipf` call shares."""
+
+    config: dict[str, Any]
+    ipf: IPFConfig
+    data_sha256: str
+    out_dir: Path
+    manifold: Manifold
+    device: torch.device
+    eps: float
+    weighting: Weighting
+    progress: bool
+
+    def card(self, iteration: int) -> dict[str, Any]:
+        ipf = {k: v for k, v in self.ipf.to_dict().items() if k != "n_iterations"}
+        return {
+            "rsgm_config": self.config,
+            "ipf": ipf,
+            "data_sha256": self.data_sha256,
+            "iteration": iteration,
+        }
+
+    def train_config(self, iteration: int, direction: Direction) -> TrainConfig:
+        seed = _field_seed(self.ipf.seed, iteration, direction)
+        return TrainConfig.from_dict(
+            {**self.config.get("optim", {}), **self.ipf.train, "seed": seed}
+        )
+
+
+def _manifest(config: dict[str, Any], ipf: IPFConfig, sha: str) -> dict[str, Any]:
+    return {"rsgm_config": config, "ipf": ipf.to_dict(), "data_sha256": sha}
+
+
+def _check_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    """Delete the iteration folders of another RSGM config, seed or training set; record ours."""
+    path = out_dir / MANIFEST_FILE
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            old = {}
+        same = (
+            isinstance(old, dict)
+            and old.get("rsgm_config") == json.loads(json.dumps(manifest["rsgm_config"]))
+            and (old.get("ipf") or {}).get("seed") == manifest["ipf"]["seed"]
+            and old.get("data_sha256") == manifest["data_sha256"]
+        )
+        if not same:
+            for folder in sorted(out_dir.glob("iter[0-9][0-9]")):
+                shutil.rmtree(folder)
+    text = json.dumps(manifest, indent=2) + "\n"
+    atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def _fit_field(
+    run: _Run,
+    iteration: int,
+    direction: Direction,
+    init: nn.Module | None,
+    other: nn.Module | None,
+    make_rows: Callable[[int], Tensor],
+) -> nn.Module:
+    """Fit (or load) one field of iteration >= 2 against the frozen field ``other``."""
+    folder = field_dir(run.out_dir, iteration, direction)
+    kind = f"bridge_{direction}"
+    card = run.card(iteration)
+    cfg = run.train_config(iteration, direction)
+    if not _finished(folder, kind, card, cfg):
+        if folder.exists() and not same_config(folder, kind, card):
+            shutil.rmtree(folder)  # a checkpoint of another config is never resumed
+        write_model_card(folder, kind, card)
+        seed = _field_seed(run.ipf.seed, iteration, direction)
+        net = zoo.build_network("rsgm", run.config, run.manifold, seed=seed)
+        if init is not None and run.ipf.warm_start:
+            net.load_state_dict(init.state_dict())
+        rows = make_rows(seed)
+        schedule = zoo.build_schedule(run.config["schedule"])
+        if run.ipf.loss == "implicit":
+            loss_fn = make_implicit_loss(
+                other, run.manifold, schedule, eps=run.eps, weighting=run.weighting
+            )
+        else:
+            loss_fn = make_mean_matching_loss(
+                other, direction, run.manifold, schedule, eps=run.eps, weighting=run.weighting
+            )
+        train(net, loss_fn, rows, cfg, folder, progress=run.progress, restart_damaged=True)
+    return _load_field(run.config, run.manifold, folder, run.device)
+
+
+def _generator(device: torch.device, seed: int) -> torch.Generator:
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen
+
+
+def _dtype(net: nn.Module) -> torch.dtype:
+    return next(net.parameters()).dtype
+
+
+def run_ipf(
+    config_for_rsgm: dict[str, Any],
+    ipf: IPFConfig,
+    x_train: Tensor,
+    out_dir: Path,
+    *,
+    progress: bool = False,
+) -> BridgeModel:
+    """Fit a Schrödinger bridge by IPF into ``out_dir``, resuming (see the module docstring).
+
+    Args:
+        config_for_rsgm: An ``rsgm`` model config (``manifold``, ``schedule``, ``network``,
+            ``loss``, ``optim``, ``score_scaling``); its loss's ``eps`` and ``weighting`` are
+            also the bridge's, and its network the architecture of every field.
+        ipf: The IPF settings.
+        x_train: Tensor, shape (N, D), training points on the config's manifold.
+        out_dir: The bridge's folder.
+        progress: Show the trainer's progress bars.
+
+    Returns:
+        The :class:`~pipeline.bridge.model.BridgeModel` of all ``ipf.n_iterations``
+        iterations (EMA weights, on the trainer's device).
+
+    Raises:
+        ValueError: On a bad config or data.
+        pipeline.stopping.StopRequested: After SIGINT/SIGTERM, once the field checkpointed.
+    """
+    out_dir = Path(out_dir)
+    config = zoo.resolve_config("rsgm", config_for_rsgm, x_train)
+    manifold = zoo.build_manifold(config.get("manifold"))
+    schedule = zoo.build_schedule(config["schedule"])
+    loss_cfg = dict(config.get("loss", {}))
+    sha = _data_sha256(x_train)
+    field_cfg = TrainConfig.from_dict({**config.get("optim", {}), **ipf.train})
+    _check_manifest(out_dir, _manifest(config, ipf, sha))
+    run = _Run(
+        config=config,
+        ipf=ipf,
+        data_sha256=sha,
+        out_dir=out_dir,
+        manifold=manifold,
+        device=resolve_device(field_cfg.device),
+        eps=float(loss_cfg.get("eps", 1e-3)),
+        weighting=loss_cfg.get("weighting", "variance"),
+        progress=progress,
+    )
+    first = field_dir(out_dir, 1, "backward")
+    rsgm_cfg = TrainConfig.from_dict({**config.get("optim", {}), "seed": ipf.seed})
+    if not _finished(first, "rsgm", config, rsgm_cfg):
+        fit_seed("rsgm", config_for_rsgm, x_train, ipf.seed, first, progress=progress)
+    forwards: list[nn.Module | None] = [None]
+    backwards: list[nn.Module] = [_load_field(config, manifold, first, run.device)]
+    implicit = ipf.loss == "implicit"
+    reference = BrownianMotion(manifold, schedule)
+    for n in range(2, ipf.n_iterations + 1):
+        b_prev = backwards[-1]
+
+        def backward_rows(seed: int, b_prev: nn.Module = b_prev) -> Tensor:
+            gen = _generator(run.device, seed)
+            y = reference.sample_reference(
+                ipf.sim_paths, dtype=_dtype(b_prev), device=run.device, generator=gen
+            )
+            paths = simulate(
+                b_prev, manifold, schedule, y, ipf.sim_steps, gen, direction="backward",
+                eps=run.eps, increment="heat",
+            )  # fmt: skip
+            return paths.marginal_rows() if implicit else paths.step_rows()
+
+        f_n = _fit_field(run, n, "forward", forwards[-1], b_prev, backward_rows)
+
+        def forward_rows(seed: int, f_n: nn.Module = f_n) -> Tensor:
+            gen = _generator(run.device, seed)
+            data = x_train.to(device=run.device, dtype=_dtype(f_n))
+            idx = torch.randint(data.shape[0], (ipf.sim_paths,), generator=gen, device=run.device)
+            paths = simulate(
+                f_n, manifold, schedule, data[idx], ipf.sim_steps, gen, direction="forward",
+                eps=run.eps, increment="heat",
+            )  # fmt: skip
+            return paths.marginal_rows() if implicit else paths.step_rows()
+
+        b_n = _fit_field(run, n, "backward", b_prev, f_n, forward_rows)
+        forwards.append(f_n)
+        backwards.append(b_n)
+    return BridgeModel(manifold, schedule, forwards, backwards, run.eps, run.device)
+
+
+def load_bridge(out_dir: Path, device: str | torch.device | None = None) -> BridgeModel:
+    """Load the finished iterations of a :func:`run_ipf` folder (safetensors, no pickle).
+
+    Iterations are read in order while both their fields hold a finished checkpoint of the
+    folder's recorded configs (``ipf.json``).
+
+    Args:
+        out_dir: The bridge's folder.
+        device: Device (None/``"auto"``: CUDA when available).
+
+    Returns:
+        The :class:`~pipeline.bridge.model.BridgeModel` (at least iteration 1).
+
+    Raises:
+        FileNotFoundError: If there is no manifest or no finished iteration 1.
+    """
+    out_dir = Path(out_dir)
+    path = out_dir / MANIFEST_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no IPF manifest (run run_ipf first)")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    config = dict(manifest["rsgm_config"])
+    ipf = IPFConfig.from_dict(manifest["ipf"])
+    manifold = zoo.build_manifold(config.get("manifold"))
+    schedule = zoo.build_schedule(config["schedule"])
+    dev = resolve_device("auto" if device is None else str(device))
+    run = _Run(
+        config=config,
+        ipf=ipf,
+        data_sha256=str(manifest["data_sha256"]),
+        out_dir=out_dir,
+        manifold=manifold,
+        device=dev,
+        eps=float(dict(config.get("loss", {})).get("eps", 1e-3)),
+        weighting=dict(config.get("loss", {})).get("weighting", "variance"),
+        progress=False,
+    )
+    first = field_dir(out_dir, 1, "backward")
+    rsgm_cfg = TrainConfig.from_dict({**config.get("optim", {}), "seed": ipf.seed})
+    if not _finished(first, "rsgm", config, rsgm_cfg):
+        raise FileNotFoundError(f"{first}: no finished iteration-1 checkpoint")
+    forwards: list[nn.Module | None] = [None]
+    backwards: list[nn.Module] = [_load_field(config, manifold, first, dev)]
+    n = 2
+    while all(
+        _finished(field_dir(out_dir, n, d), f"bridge_{d}", run.card(n), run.train_config(n, d))
+        for d in ("forward", "backward")
+    ):
+        forwards.append(_load_field(config, manifold, field_dir(out_dir, n, "forward"), dev))
+        backwards.append(_load_field(config, manifold, field_dir(out_dir, n, "backward"), dev))
+        n += 1
+    return BridgeModel(manifold, schedule, forwards, backwards, run.eps, dev)
