@@ -41,8 +41,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _configs(cat: str, total: int, short_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
-    resolved = json.loads((ROOT / f"data/configs/{cat}/rsgm.json").read_text())["config"]
+def _configs(
+    data_root: Path, cat: str, total: int, short_s: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    resolved = json.loads((data_root / f"data/configs/{cat}/rsgm.json").read_text())["config"]
     long_cfg = json.loads(json.dumps(resolved))
     long_cfg["optim"] = {**long_cfg.get("optim", {}), "steps": int(total), "device": "cpu"}
     short_cfg = json.loads(json.dumps(long_cfg))
@@ -75,10 +77,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     cat, seed, name = job["catalogue"], int(job["seed"]), job["model"]
-    parts = load_split(ROOT / f"data/processed/{cat}.nc", ROOT / f"data/splits/{cat}.csv", seed)
+    root = Path(job["data_root"])
+    parts = load_split(root / f"data/processed/{cat}.nc", root / f"data/splits/{cat}.csv", seed)
     x_train = torch.as_tensor(parts["train"], dtype=torch.float32)
     test = np.asarray(parts["test"], dtype=np.float64)
-    long_cfg, short_cfg = _configs(cat, job["total_steps"], job["short_s"])
+    long_cfg, short_cfg = _configs(root, cat, job["total_steps"], job["short_s"])
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         if name in ("rsgm_long", "rsgm_short"):
@@ -209,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--atol", type=float, default=1e-4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--data-root", type=Path, default=ROOT, help="project holding data/ (processed, splits)"
+    )
     args = parser.parse_args(argv)
     models = ["rsgm_long", "rsgm_short"] + [f"bridge_{k}" for k in args.iterations if k > 1]
     models += [f"bridge_{k}_mm" for k in args.mean_matching if k > 1]
@@ -223,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         "sim_steps": args.sim_steps,
         "rtol": args.rtol,
         "atol": args.atol,
+        "data_root": str(args.data_root.resolve()),
     }
     jobs = []
     for cat in args.catalogues:
