@@ -13,6 +13,9 @@ and assembles, with :func:`pipeline.report.build.build_report`:
   ``reports/metrics/<catalogue>/<model>.json`` into ``reports/figures/loss/<catalogue>.png``;
 * the maps ``reports/maps/<catalogue>/<model>.png`` of the ``maps`` stage;
 * the geometry stage's ``reports/geometry/*.json`` and ``*.png`` when that folder exists;
+* the SO(3) benchmark's ``reports/metrics/so3/m<M>.json`` (stages ``so3@<M>``);
+* the Schrödinger-bridge measurement ``reports/benchmarks/bridge_steps.json``
+  (``benchmarks/bridge_steps.py``) when it exists, its figure in ``reports/figures/bridge/``;
 * the versions section: this run against ``summary.json`` at ``compare_rev`` (read with
   ``git show``, or through DVC if the file is DVC-tracked). ``auto`` is the latest commit
   whose test NLLs differ from this run's, so a committed report never compares with itself;
@@ -32,6 +35,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline.report.bridge import draw_bridge_steps
 from pipeline.report.build import build_report
 from pipeline.report.loss_curves import loss_figures
 from pipeline.report.map_changes import change_maps, write_change_index
@@ -58,6 +62,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--figures-dir", type=Path, default=Path("reports/figures/loss"))
     parser.add_argument("--changes-dir", type=Path, default=Path("reports/figures/change"))
     parser.add_argument("--out-dir", type=Path, default=Path("reports"))
+    parser.add_argument(
+        "--bridge-steps",
+        type=Path,
+        default=Path("reports/benchmarks/bridge_steps.json"),
+        help="benchmarks/bridge_steps.py's output (optional: no bridge section without it)",
+    )
     return parser.parse_args(argv)
 
 
@@ -106,6 +116,10 @@ def run(args: argparse.Namespace) -> Path:
             display_upsample=int(maps_cfg.get("display_upsample", 1)),
         )
     write_change_index(args.changes_dir, changes, previous.rev, "workspace")
+    bridge, bridge_png = None, None
+    if args.bridge_steps.is_file():
+        bridge = read_report_json(args.bridge_steps)
+        bridge_png = draw_bridge_steps(bridge, args.figures_dir.parent / "bridge" / "steps.png")
     paths = build_report(
         summary,
         args.out_dir,
@@ -119,6 +133,8 @@ def run(args: argparse.Namespace) -> Path:
         so3_tables=[
             read_report_json(p) for p in sorted((args.metrics_dir / "so3").glob("m*.json"))
         ],
+        bridge_steps=bridge,
+        bridge_png=bridge_png,
     )
     size = paths.html.stat().st_size / 1e6
     print(f"report: wrote {paths.markdown} and {paths.html} ({size:.1f} MB, self-contained)")

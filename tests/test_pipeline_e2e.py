@@ -31,7 +31,7 @@ from pipeline.flows.server import local_prefect_server
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COPY = ["dvc.yaml", "params.yaml", "profiles", "pipeline", "stages", ".dvcignore"]
-DATA_COPY = ["data/published_splits", "data/naturalearth"]
+DATA_COPY = ["data/published_splits", "data/naturalearth", "reports/benchmarks/bridge_steps.json"]
 CATALOGUES = ("tiny_a", "tiny_b")
 
 

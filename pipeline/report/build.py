@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.atomic import atomic_write
+from pipeline.report.bridge import bridge_blocks
 from pipeline.report.document import (
     Block,
     Gallery,
@@ -81,6 +82,8 @@ def build_report(
     title: str = "geosgm report",
     map_changes: Sequence[ChangeMap] = (),
     so3_tables: Sequence[Mapping[str, Any]] = (),
+    bridge_steps: Mapping[str, Any] | None = None,
+    bridge_png: str | os.PathLike[str] | None = None,
 ) -> ReportPaths:
     """Write ``report.md`` and a self-contained ``report.html`` into ``out_dir``.
 
@@ -103,6 +106,9 @@ def build_report(
             (:func:`pipeline.report.map_changes.change_maps`), shown in the versions section.
         so3_tables: The SO(3) benchmark's per-mixture metrics (``reports/metrics/so3/``);
             none: no SO(3) section.
+        bridge_steps: ``benchmarks/bridge_steps.py``'s JSON (sample quality against reverse
+            steps, rsgm and the Schrödinger bridge); None: no bridge section.
+        bridge_png: Its figure (:func:`pipeline.report.bridge.draw_bridge_steps`).
 
     Returns:
         The paths of the two files.
@@ -139,6 +145,10 @@ def build_report(
     if so3:
         heading(2, "SO(3) benchmark")
         blocks += so3
+    bridge = bridge_blocks(bridge_steps, Path(bridge_png) if bridge_png else None)
+    if bridge:
+        heading(2, "Schrödinger bridge: sample quality against reverse steps")
+        blocks += bridge
     heading(2, "Training and evaluation")
     blocks += budget_blocks(summary)
     blocks.append(
