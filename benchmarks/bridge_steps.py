@@ -68,12 +68,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
     from pipeline.bridge.ipf import IPFConfig, run_ipf
     from pipeline.data.splits import load_split
-    from pipeline.fit import fit_seed
-    from pipeline.likelihood import pf_ode_logp
     from pipeline.mmd import heat_kernel_matrix, mmd_test
-    from pipeline.sampling import reverse_geodesic_random_walk
-    from pipeline.sde.brownian import BrownianMotion
-    from pipeline.zoo import build_manifold, build_network, build_schedule
 
     torch.set_num_threads(1)
     cat, seed, name = job["catalogue"], int(job["seed"]), job["model"]
@@ -84,43 +79,26 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     long_cfg, short_cfg = _configs(root, cat, job["total_steps"], job["short_s"])
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        if name in ("rsgm_long", "rsgm_short"):
-            cfg = long_cfg if name == "rsgm_long" else short_cfg
-            fit_seed("rsgm", cfg, x_train, seed, Path(tmp) / "m")
-            manifold = build_manifold(cfg["manifold"])
-            schedule = build_schedule(cfg["schedule"])
-            net = build_network("rsgm", cfg, manifold)
-            from pipeline.training import load_checkpoint_weights
+        # rsgm is the bridge's first iteration (bit-identical to fit_seed's rsgm): one path.
+        k = int(job["iterations"])
+        per_field = max(1, round(job["total_steps"] / (2 * k - 1)))
+        cfg = json.loads(json.dumps(long_cfg if name == "rsgm_long" else short_cfg))
+        cfg["optim"]["steps"] = per_field
+        ipf = IPFConfig(
+            n_iterations=k,
+            sim_paths=int(job["sim_paths"]),
+            sim_steps=int(job["sim_steps"]),
+            train={"steps": per_field},
+            loss="mean_matching" if name.endswith("_mm") else "implicit",
+            seed=seed,
+        )
+        bridge = run_ipf(cfg, ipf, x_train, Path(tmp) / "b")
 
-            net.load_state_dict(load_checkpoint_weights(Path(tmp) / "m", "ema"))
-            net.eval()
-            process = BrownianMotion(manifold, schedule)
+        def sample(n: int, steps: int, gen: torch.Generator) -> torch.Tensor:
+            return bridge.sample(n, steps, gen)
 
-            def sample(n: int, steps: int, gen: torch.Generator) -> torch.Tensor:
-                return reverse_geodesic_random_walk(net, process, n, steps, gen)
-
-            def logp(x: torch.Tensor) -> torch.Tensor:
-                return pf_ode_logp(net, process, x, rtol=job["rtol"], atol=job["atol"])[0]
-        else:
-            k = int(job["iterations"])
-            per_field = max(1, round(job["total_steps"] / (2 * k - 1)))
-            cfg = json.loads(json.dumps(short_cfg))
-            cfg["optim"]["steps"] = per_field
-            ipf = IPFConfig(
-                n_iterations=k,
-                sim_paths=int(job["sim_paths"]),
-                sim_steps=int(job["sim_steps"]),
-                train={"steps": per_field},
-                loss="mean_matching" if name.endswith("_mm") else "implicit",
-                seed=seed,
-            )
-            bridge = run_ipf(cfg, ipf, x_train, Path(tmp) / "b")
-
-            def sample(n: int, steps: int, gen: torch.Generator) -> torch.Tensor:
-                return bridge.sample(n, steps, gen)
-
-            def logp(x: torch.Tensor) -> torch.Tensor:
-                return bridge.log_density(x, rtol=job["rtol"], atol=job["atol"])
+        def logp(x: torch.Tensor) -> torch.Tensor:
+            return bridge.log_density(x, rtol=job["rtol"], atol=job["atol"])
 
         train_s = time.perf_counter() - t0
         t1 = time.perf_counter()
