@@ -30,6 +30,7 @@ LAYERS: list[set[str]] = [
         "process_group",
         "gitio",
         "params_file",
+        "numerics",
     },
     {"sde", "data", "params_schema", "metrics", "so3", "mmd"},  # noising; catalogues; checks; SO(3)
     {"models"},  # score networks

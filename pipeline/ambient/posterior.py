@@ -44,6 +44,7 @@ from scipy import special
 from torch import Tensor
 
 from pipeline.geometry.vmf import SMALL_CONCENTRATION, log_vmf_partition, vmf_mean_resultant
+from pipeline.numerics import composite_gauss_legendre
 
 FloatArray = NDArray[np.float64]
 
@@ -89,13 +90,8 @@ def radial_quadrature(
     rho_star = 0.5 * (1.0 + math.sqrt(1.0 + 4.0 * d * sigma * sigma))
     hi = rho_star + abs(kappa) * sigma * sigma + 14.0 * sigma
     n_panels = max(4, math.ceil(hi / (sigma / panels_per_sigma)))
-    x, w = np.polynomial.legendre.leggauss(order)
-    edges = np.linspace(0.0, hi, n_panels + 1)
-    half = 0.5 * np.diff(edges)
-    mid = 0.5 * (edges[1:] + edges[:-1])
-    nodes = (mid[:, None] + half[:, None] * x[None, :]).ravel()
-    weights = (half[:, None] * w[None, :]).ravel()
-    return RadialQuadrature(nodes, weights)
+    nodes, weights = composite_gauss_legendre(np.linspace(0.0, hi, n_panels + 1), order)
+    return RadialQuadrature(nodes.ravel(), weights.ravel())
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from pipeline.numerics import composite_gauss_legendre, rejection_sample
 from pipeline.sde.heat_kernel import _logp_dlogp_theta
 
 _RAYLEIGH_MAX_S = 1.5
@@ -63,17 +63,11 @@ def sample_angle_exact(s: Tensor, generator: torch.Generator | None = None) -> T
     Returns:
         Tensor, shape (N,), float64 angles in [0, π].
     """
-    dev = s.device
-    theta = torch.empty_like(s)
-    todo = torch.arange(s.numel(), device=dev)
-    zero = torch.zeros(1, dtype=torch.float64, device=dev)
-    for _ in range(_MAX_ROUNDS):
-        if todo.numel() == 0:
-            return theta
-        st = s[todo]
+    zero = torch.zeros(1, dtype=torch.float64, device=s.device)
+
+    def propose(st: Tensor, gen: torch.Generator | None) -> tuple[Tensor, Tensor]:
         ray = st <= _RAYLEIGH_MAX_S
-        u1 = torch.rand(st.shape, dtype=torch.float64, device=dev, generator=generator)
-        u2 = torch.rand(st.shape, dtype=torch.float64, device=dev, generator=generator)
+        u1 = torch.rand(st.shape, dtype=torch.float64, device=st.device, generator=gen)
         radius = torch.sqrt(-2 * torch.log1p(-u1))  # Rayleigh
         prop = torch.where(ray, radius * st.sqrt(), torch.arccos(1 - 2 * u1))
         inside = prop <= math.pi
@@ -85,10 +79,9 @@ def sample_angle_exact(s: Tensor, generator: torch.Generator | None = None) -> T
         log_ratio = torch.where(
             ray, log_ratio + torch.log(torch.sinc(prop / math.pi)) + prop**2 / (2 * st), log_ratio
         )
-        accept = inside & (torch.log(u2) <= log_ratio)
-        theta[todo[accept]] = prop[accept]
-        todo = todo[~accept]
-    raise RuntimeError(f"rejection sampler did not finish in {_MAX_ROUNDS} rounds")
+        return prop, torch.where(inside, log_ratio, -math.inf)
+
+    return rejection_sample(s, propose, generator, _MAX_ROUNDS)
 
 
 def exact_bm_sample(
@@ -233,15 +226,12 @@ def _build_table(
     top = torch.minimum(torch.full_like(s, math.pi), 10.0 * s.sqrt())
     frac = torch.linspace(0, 1, n_fine + 1, dtype=torch.float64)
     edges = top[:, None] * frac  # (n_s, n_fine + 1)
-    gl_t, gl_w = (
-        torch.as_tensor(a, dtype=torch.float64) for a in np.polynomial.legendre.leggauss(4)
-    )
-    h = (edges[:, 1:] - edges[:, :-1])[..., None]
-    nodes = edges[:, :-1, None] + h * (gl_t + 1) / 2  # (n_s, n_fine, 4)
+    nodes_np, weights_np = composite_gauss_legendre(edges.numpy(), 4)
+    nodes = torch.as_tensor(nodes_np)  # (n_s, n_fine, 4)
     s_nodes = s[:, None, None].expand_as(nodes)
     logp_nodes, _ = _logp_dlogp_theta(nodes.reshape(-1), s_nodes.reshape(-1))
     q_nodes = 2 * math.pi * torch.sin(nodes) * torch.exp(logp_nodes.reshape(nodes.shape))
-    mass = (q_nodes * gl_w * h / 2).sum(-1)  # (n_s, n_fine)
+    mass = (q_nodes * torch.as_tensor(weights_np)).sum(-1)  # (n_s, n_fine)
     total = mass.sum(-1, keepdim=True)
     # Survival S_j = P(θ ≥ edge_j), summed from the top (accurate in the tail).
     surv = torch.flip(torch.cumsum(torch.flip(mass, [-1]), -1), [-1]) / total

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor
+
+from pipeline.numerics import composite_gauss_legendre
 
 #: Heat time below which the integral form is used (measured, see module docstring).
 S_SWITCH = 0.5
@@ -56,10 +57,10 @@ def _gauss_legendre01(n: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """Gauss–Legendre nodes and weights on [0, 1] in float64 (cached per device)."""
     key = (n, device)
     if key not in _GL_CACHE:
-        t, w = np.polynomial.legendre.leggauss(n)
+        t, w = composite_gauss_legendre([0.0, 1.0], n)
         _GL_CACHE[key] = (
-            torch.as_tensor(0.5 * (t + 1), dtype=torch.float64, device=device),
-            torch.as_tensor(0.5 * w, dtype=torch.float64, device=device),
+            torch.as_tensor(t[0], dtype=torch.float64, device=device),
+            torch.as_tensor(w[0], dtype=torch.float64, device=device),
         )
     return _GL_CACHE[key]
 
@@ -350,16 +351,12 @@ def heat_kernel_mixture_score(
 
 def _theta_quadrature(s: float, n: int = 400) -> tuple[Tensor, Tensor]:
     """Gauss–Legendre nodes/weights in θ covering the mass of p_s (float64, CPU)."""
-    t, w = np.polynomial.legendre.leggauss(n)
-    pieces = []
     upper = min(math.pi, math.sqrt(2 * 50 * s) + 4 * s)
     edges = [0.0, upper] if upper >= math.pi else [0.0, upper, math.pi]
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        pieces.append((lo + (hi - lo) * 0.5 * (t + 1), (hi - lo) * 0.5 * w))
-    nodes = np.concatenate([p[0] for p in pieces])
-    weights = np.concatenate([p[1] for p in pieces])
-    return torch.as_tensor(nodes, dtype=torch.float64), torch.as_tensor(
-        weights, dtype=torch.float64
+    nodes, weights = composite_gauss_legendre(edges, n)
+    return (
+        torch.as_tensor(nodes.ravel(), dtype=torch.float64),
+        torch.as_tensor(weights.ravel(), dtype=torch.float64),
     )
 
 

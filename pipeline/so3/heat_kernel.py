@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pipeline.numerics import rejection_sample
 from pipeline.so3.manifold import SO3, rodrigues
 
 __all__ = [
@@ -53,7 +54,7 @@ SO = SO3()
 SERIES_MIN_S = 2.0
 """Heat times at or above this use the character series, below it the images."""
 _N_IMAGES = 3  # n in [-3, 3]: the next image is below e^{-(6π)²/s} < e^{-170} for s < 2
-_N_SERIES = 40  # l <= 40: the next term is below e^{-41·42·s/4} < e^{-800} for s >= 2
+_N_SERIES = 12  # l <= 12: the next term is below 27² e^{-13·14·s/4} < 1e-36 for s >= 2
 _THETA_MIN = 1e-12  # the angle is clamped here: χ_l(0) and the images' 0/0 are limits
 
 
@@ -74,8 +75,8 @@ def _log_haar_images(theta: Tensor, s: Tensor) -> Tensor:
     )
 
 
-def _log_haar_series(theta: Tensor, s: Tensor) -> Tensor:
-    ell = torch.arange(_N_SERIES + 1, dtype=theta.dtype, device=theta.device)
+def _log_haar_series(theta: Tensor, s: Tensor, n_terms: int = _N_SERIES) -> Tensor:
+    ell = torch.arange(n_terms + 1, dtype=theta.dtype, device=theta.device)
     half = theta[..., None] / 2.0
     chi = torch.sin((2.0 * ell + 1.0) * half) / torch.sin(half)
     terms = (2.0 * ell + 1.0) * torch.exp(-ell * (ell + 1.0) * s[..., None] / 4.0) * chi
@@ -234,14 +235,18 @@ _CHI_BOUND = math.log(4.0 / math.pi)
 _MAX_ROUNDS = 200
 
 
+def _chi_log_ratio(theta: Tensor, s: Tensor, log_p: Tensor, log_p0: Tensor) -> Tensor:
+    # q/g ∝ p(θ)(1 − cos θ)/θ² · e^{θ²/s}; at θ → 0 it tends to p(0)/2.
+    th = theta.clamp_min(1e-6)
+    log_q_over_g = log_p + torch.log(2.0 * torch.sin(th / 2.0) ** 2) - 2.0 * torch.log(th)
+    return log_q_over_g + th * th / s - (log_p0 - math.log(2.0))
+
+
 def _log_angle_ratio_chi(theta: Tensor, s: Tensor) -> Tensor:
     """log[q_s(θ)/g_s(θ)] − log of its θ → 0 limit, g_s the √(s/2)·χ₃ density."""
     th = theta.clamp_min(1e-6)
-    log_p = so3_heat_logp_angle(th, s)
     log_p0 = so3_heat_logp_angle(torch.full_like(th, _THETA_MIN), s)
-    # q/g ∝ p(θ)(1 − cos θ)/θ² · e^{θ²/s}; at θ → 0 it tends to p(0)/2.
-    log_q_over_g = log_p + torch.log(2.0 * torch.sin(th / 2.0) ** 2) - 2.0 * torch.log(th)
-    return log_q_over_g + th * th / s - (log_p0 - math.log(2.0))
+    return _chi_log_ratio(th, s, so3_heat_logp_angle(th, s), log_p0)
 
 
 def sample_so3_angle_exact(s: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -260,29 +265,23 @@ def sample_so3_angle_exact(s: Tensor, generator: torch.Generator | None = None) 
     """
     if bool((s <= 0).any()):
         raise ValueError("heat time s must be > 0")
-    dev = s.device
-    theta = torch.empty_like(s)
-    todo = torch.arange(s.numel(), device=dev)
-    for _ in range(_MAX_ROUNDS):
-        if todo.numel() == 0:
-            return theta
-        st = s[todo]
+
+    def propose(st: Tensor, gen: torch.Generator | None) -> tuple[Tensor, Tensor]:
         chi = st <= _CHI_MAX_S
-        g3 = torch.randn(st.shape[0], 3, dtype=torch.float64, device=dev, generator=generator)
-        quat = torch.randn(st.shape[0], 4, dtype=torch.float64, device=dev, generator=generator)
-        u = torch.rand(st.shape, dtype=torch.float64, device=dev, generator=generator)
+        g3 = torch.randn(st.shape[0], 3, dtype=torch.float64, device=st.device, generator=gen)
+        quat = torch.randn(st.shape[0], 4, dtype=torch.float64, device=st.device, generator=gen)
         w = (quat[:, 0].abs() / quat.norm(dim=-1)).clamp(max=1.0)
         prop = torch.where(chi, torch.sqrt(st / 2.0) * g3.norm(dim=-1), 2.0 * torch.arccos(w))
         inside = prop <= math.pi
         prop = prop.clamp(max=math.pi)
-        log_haar = so3_heat_logp_angle(prop, st) - so3_heat_logp_angle(
-            torch.full_like(prop, _THETA_MIN), st
+        log_p = so3_heat_logp_angle(prop.clamp_min(1e-6), st)
+        log_p0 = so3_heat_logp_angle(torch.full_like(prop, _THETA_MIN), st)
+        log_ratio = torch.where(
+            chi, _chi_log_ratio(prop, st, log_p, log_p0) - _CHI_BOUND, log_p - log_p0
         )
-        log_ratio = torch.where(chi, _log_angle_ratio_chi(prop, st) - _CHI_BOUND, log_haar)
-        accept = inside & (torch.log(u) <= log_ratio)
-        theta[todo[accept]] = prop[accept]
-        todo = todo[~accept]
-    raise RuntimeError(f"rejection sampler did not finish in {_MAX_ROUNDS} rounds")
+        return prop, torch.where(inside, log_ratio, -math.inf)
+
+    return rejection_sample(s, propose, generator, _MAX_ROUNDS)
 
 
 def so3_exact_bm_sample(
