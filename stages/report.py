@@ -60,6 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--maps-dir", type=Path, default=Path("reports/maps"))
     parser.add_argument("--geometry-dir", type=Path, default=Path("reports/geometry"))
     parser.add_argument("--figures-dir", type=Path, default=Path("reports/figures/loss"))
+    parser.add_argument("--bridge-figures-dir", type=Path, default=Path("reports/figures/bridge"))
     parser.add_argument("--changes-dir", type=Path, default=Path("reports/figures/change"))
     parser.add_argument("--out-dir", type=Path, default=Path("reports"))
     parser.add_argument(
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> Path:
     bridge, bridge_png = None, None
     if args.bridge_steps.is_file():
         bridge = read_report_json(args.bridge_steps)
-        bridge_png = draw_bridge_steps(bridge, args.figures_dir.parent / "bridge" / "steps.png")
+        bridge_png = draw_bridge_steps(bridge, args.bridge_figures_dir / "steps.png")
     paths = build_report(
         summary,
         args.out_dir,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.maps.figure import cartopy_projection, grid_panel, save_png
+from pipeline.maps.figure import cartopy_projection, grid_panel, save_png, side_colorbar
 from pipeline.maps.grid import upsample_for_display
 from pipeline.maps.netcdf import DensityGrid
 from pipeline.maps.offline import configure_offline_cartopy
@@ -167,8 +167,7 @@ def draw_change_map(
             frac = change.fraction_exceeding or 0.0
             note = f"hatched: |Δ| > 2 × seed spread ({100 * frac:.1f}% of the sphere)"
         ax.set_title(f"{title}\n{note}", fontsize=10)
-        bar = fig.colorbar(mesh, ax=ax, orientation="vertical", shrink=0.85, pad=0.02)
-        bar.set_label("Δ log density, B − A (nats)")
+        side_colorbar(fig, mesh, ax, "Δ log density, B − A (nats)")
         out = save_png(fig, out_png, dpi)
     finally:
         plt.close(fig)

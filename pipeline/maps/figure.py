@@ -90,6 +90,13 @@ def _scatter_latlon(ax: Any, points: NDArray[np.float64], **style: Any) -> None:
     ax.scatter(points[:, 1], points[:, 0], transform=ccrs.PlateCarree(), zorder=3, **style)
 
 
+def side_colorbar(fig: Any, mesh: Any, ax: Any, label: str, **style: Any) -> Any:
+    """The vertical colour bar every map panel uses, labelled ``label``; returns it."""
+    bar = fig.colorbar(mesh, ax=ax, orientation="vertical", shrink=0.85, pad=0.02, **style)
+    bar.set_label(label)
+    return bar
+
+
 def save_png(fig: Any, out_png: str | os.PathLike[str], dpi: int) -> Path:
     """Save a figure as PNG atomically (parent folders are created)."""
     return atomic_write(Path(out_png), lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"), ".png")
@@ -194,15 +201,13 @@ def draw_density_map(
             )
             ax.legend(loc="lower left", fontsize=8, framealpha=0.85)
         ax.set_title(title, fontsize=11)
-        cbar = fig.colorbar(
+        cbar = side_colorbar(
+            fig,
             mesh,
-            ax=ax,
-            orientation="vertical",
-            shrink=0.85,
-            pad=0.02,
+            ax,
+            "log density (nats per steradian)",
             extend="min" if float(np.min(logp)) < lo else "neither",
         )
-        cbar.set_label("log density (nats per steradian)")
         if lo <= UNIFORM_LOG_DENSITY <= hi:
             cbar.ax.axhline(UNIFORM_LOG_DENSITY, color="white", linewidth=1.2)
             cbar.ax.text(
@@ -234,8 +239,7 @@ def draw_density_map(
             vmax3 = max(float(np.quantile(s_sd, 0.99)), 1e-6)
             mesh3 = grid_panel(ax3, f_lat, f_lon, f_sd, cmap="magma", vmin=0.0, vmax=vmax3)
             ax3.set_title(spread_label, fontsize=10)
-            bar3 = fig.colorbar(mesh3, ax=ax3, orientation="vertical", shrink=0.85, pad=0.02)
-            bar3.set_label("sd of log density over seeds (nats)")
+            side_colorbar(fig, mesh3, ax3, "sd of log density over seeds (nats)")
         out = save_png(fig, out_png, dpi)
     finally:
         plt.close(fig)
