@@ -2,7 +2,10 @@
 
 A trained model directory (``data/models/<catalogue>/<model>/seed<k>/``) holds the trainer's
 checkpoint (``ema.safetensors`` and friends) and ``model.json``: the model name and the config
-dict it was built from (see :mod:`pipeline.zoo`). The final EMA weights are evaluated.
+dict it was built from (see :mod:`pipeline.zoo`). The final EMA weights are evaluated. A
+``dsb`` folder (the Schrödinger bridge, :func:`pipeline.fit.fit_seed`) holds the IPF folders
+instead; its likelihood is the bridge's probability-flow ODE (effective score b − f) and its
+sampler the backward walk of b (:class:`pipeline.bridge.model.BridgeModel`).
 
 NLL is in nats per point, w.r.t. the area measure of the unit sphere (Riemannian volume).
 """
@@ -19,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from pipeline import zoo
+from pipeline.bridge.ipf import load_bridge
 from pipeline.geometry import Manifold
 from pipeline.likelihood import pf_ode_logp, sphere_grid
 from pipeline.sampling import reverse_geodesic_random_walk
@@ -39,8 +43,10 @@ class TrainedModel:
 
     Attributes:
         kind: Model name (a key of :data:`pipeline.zoo.MODEL_KINDS`).
-        net: The module with its final EMA weights, in eval mode.
-        score_fn: ``score_fn(x (B, D), t (B,)) -> (B, D)`` Riemannian score field.
+        net: The module with its final EMA weights, in eval mode (``dsb``: a
+            :class:`torch.nn.ModuleList` of its fields, b_1, f_2, b_2, ...).
+        score_fn: ``score_fn(x (B, D), t (B,)) -> (B, D)`` Riemannian score field of the
+            probability-flow ODE (``dsb``: the bridge's effective score b_k − f_k).
         manifold: The manifold.
         schedule: β schedule.
         config: The config dict the model was built from.
@@ -48,6 +54,9 @@ class TrainedModel:
         process: The forward process (Brownian motion, or Langevin for ``rsgm_langevin``):
             the likelihood's base and the sampler's start; None: Brownian motion on
             ``manifold`` with ``schedule``.
+        sample_score_fn: The score field of the reverse walk, same signature; None:
+            ``score_fn`` (``dsb``: the backward field b_k, whose step is the bridge's
+            backward drift β b_k).
     """
 
     kind: str
@@ -58,10 +67,13 @@ class TrainedModel:
     config: dict[str, Any]
     device: torch.device
     process: ForwardProcess = None  # type: ignore[assignment]  # filled in __post_init__
+    sample_score_fn: zoo.ScoreFn = None  # type: ignore[assignment]  # filled in __post_init__
 
     def __post_init__(self) -> None:
         if self.process is None:
             self.process = BrownianMotion(self.manifold, self.schedule)
+        if self.sample_score_fn is None:
+            self.sample_score_fn = self.score_fn
 
 
 def load_trained(
@@ -102,6 +114,8 @@ def load_trained(
         )
     config = dict(card["config"])
     dev = resolve_device("auto" if device is None else str(device))
+    if trained_kind == "dsb":
+        return _load_bridge_model(model_dir, config, dev)
     manifold = zoo.build_manifold(config.get("manifold"))
     schedule = zoo.build_schedule(config["schedule"])
     net = zoo.build_network(trained_kind, config, manifold)
@@ -112,6 +126,36 @@ def load_trained(
     score_fn = zoo.score_field(kind, net, manifold, schedule)
     process = zoo.build_process(trained_kind, config, manifold, schedule)
     return TrainedModel(kind, net, score_fn, manifold, schedule, config, dev, process)
+
+
+def _load_bridge_model(model_dir: Path, config: dict[str, Any], dev: torch.device) -> TrainedModel:
+    """A ``dsb`` folder as a :class:`TrainedModel`: iteration ``ipf.n_iterations`` of its card.
+
+    Raises:
+        FileNotFoundError: If the bridge has fewer finished iterations than its card asks for.
+    """
+    n_iterations = zoo.ipf_config(config, seed=0).n_iterations
+    bridge = load_bridge(model_dir, device=dev)
+    if bridge.n_iterations < n_iterations:
+        raise FileNotFoundError(
+            f"{model_dir}: {bridge.n_iterations} of {n_iterations} IPF iterations finished "
+            "(run the train stage again to resume)"
+        )
+    fields: list[nn.Module] = [bridge.backward_field(1)]
+    for k in range(2, n_iterations + 1):
+        f_k = bridge.forward_field(k)
+        fields += [bridge.backward_field(k)] if f_k is None else [f_k, bridge.backward_field(k)]
+    return TrainedModel(
+        "dsb",
+        nn.ModuleList(fields),
+        bridge.effective_score_fn(n_iterations),
+        bridge.manifold,
+        bridge.schedule,
+        config,
+        dev,
+        bridge.process,
+        sample_score_fn=bridge.backward_field(n_iterations),
+    )
 
 
 def log_density(
@@ -163,11 +207,12 @@ def normalization(
 
 
 def generate_samples(trained: TrainedModel, n: int, n_steps: int, seed: int) -> np.ndarray:
-    """Samples by the reverse geodesic random walk, shape (n, D), float64."""
+    """Samples by the reverse geodesic random walk of ``trained.sample_score_fn``, shape (n, D),
+    float64."""
     gen = torch.Generator(device=trained.device)
     gen.manual_seed(seed)
     x = reverse_geodesic_random_walk(
-        trained.score_fn,
+        trained.sample_score_fn,
         trained.process,
         n,
         n_steps,

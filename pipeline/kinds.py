@@ -11,8 +11,10 @@ MODEL_KINDS: tuple[str, ...] = (
     "ambient_rb",
     "ambient_rb_corrected",
     "rsgm_langevin",
+    "dsb",
 )
-"""Every model name; all but ``ambient_rb_corrected`` are trained."""
+"""Every model name; all but ``ambient_rb_corrected`` are trained (``dsb``: the diffusion
+Schrödinger bridge, fitted by IPF; opt-in like ``rsgm_langevin``)."""
 
 TRAINED_FROM: dict[str, str] = {
     "rsgm": "rsgm",
@@ -20,6 +22,7 @@ TRAINED_FROM: dict[str, str] = {
     "ambient_raw": "ambient_raw",
     "ambient_rb": "ambient_rb",
     "ambient_rb_corrected": "ambient_rb",
+    "dsb": "dsb",
 }
 """Which trained checkpoint each model uses (the corrected model reuses ``ambient_rb``)."""
 

@@ -21,7 +21,7 @@ _INT1 = Field("int", min=1)
 _POS = Field("float", min=0.0, min_exclusive=True)
 _NONNEG = Field("float", min=0.0)
 _SEEDS = Field("list", items=_INT0)
-_TRAINED = ("rsgm", "ambient_raw", "ambient_rb", "rsgm_langevin")
+_TRAINED = ("rsgm", "ambient_raw", "ambient_rb", "rsgm_langevin", "dsb")
 _MODELS = (*_TRAINED, "ambient_rb_corrected")
 _DEVICE = Field("str")
 
@@ -100,6 +100,18 @@ PROCESS = Section(
     }
 )
 """``process``: the forward process of ``rsgm_langevin`` (see :mod:`pipeline.zoo`)."""
+IPF = Section(
+    {
+        "n_iterations": _INT1,
+        "sim_paths": _INT1,
+        "sim_steps": _INT1,
+        "train": OPTIM,
+        "loss": Field("str", choices=("implicit", "mean_matching")),
+        "warm_start": Field("bool"),
+    }
+)
+"""``ipf``: the fields of :class:`pipeline.ipf_config.IPFConfig` but ``seed`` (the training seed;
+tested), for ``dsb``."""
 
 
 def model_config_schema(model: str | None) -> Section:
@@ -111,11 +123,13 @@ def model_config_schema(model: str | None) -> Section:
         "network": NETWORK,
         "optim": OPTIM,
     }
-    if model in ("rsgm", "rsgm_langevin"):
+    if model in ("rsgm", "rsgm_langevin", "dsb"):
         fields["loss"] = RSGM_LOSS
         fields["score_scaling"] = Field("str", choices=("none", "inv_std"))
         if model == "rsgm_langevin":
             fields["process"] = PROCESS
+        if model == "dsb":
+            fields["ipf"] = IPF
     elif model is not None:
         fields["loss"] = AMBIENT_LOSS
     else:
@@ -124,6 +138,7 @@ def model_config_schema(model: str | None) -> Section:
         fields["loss"] = Section(merged)
         fields["score_scaling"] = Field("str", choices=("none", "inv_std"))
         fields["process"] = PROCESS
+        fields["ipf"] = IPF
     return Section(fields)
 
 

@@ -10,6 +10,7 @@ sampler and the likelihood use:
 | ``ambient_rb`` | π(X), σ | P_{π(X)}(Z − X)/σ² | tangent part at x, σ = √s |
 | ``ambient_rb_corrected`` | ``ambient_rb`` weights | (not retrained) | ŝ − σ²(½W_H − Ric♯)ŝ |
 | ``rsgm_langevin`` | x ∈ M, t | ISM on Langevin forward draws | −∇U(x) + P_x net(x, t) |
+| ``dsb`` | x ∈ M, t (all fields) | IPF half-steps | b_k − f_k; b_k (sampler) |
 
 Every model but ``rsgm_langevin`` noises by Brownian motion to the uniform law;
 ``rsgm_langevin`` noises by Langevin dynamics to a Riemannian-normal (or wrapped-normal)
@@ -23,6 +24,14 @@ fields), ``loss``, for ``rsgm`` and ``rsgm_langevin`` ``score_scaling`` (``"none
 "riemannian_normal" | "wrapped_normal", "mu": [x, y, z] | "frechet_mean", "gamma": γ | "fit"}``
 (the data-dependent values are resolved from each seed's training split by
 :func:`resolve_config` before the model card is written).
+
+A ``dsb`` config (the diffusion Schrödinger bridge, fitted by iterative proportional fitting in
+:mod:`pipeline.bridge.ipf`) is an ``rsgm`` config (:func:`dsb_parts`: its iteration 1, and the
+architecture, horizon, ``eps`` and ``weighting`` of every later field) plus one key ``ipf``:
+the :class:`IPFConfig` fields but ``seed``, which is the training seed (:func:`ipf_config`).
+It is a bridge of several fields, not one network: :func:`build_network`,
+:func:`build_loss` and :func:`score_field` refuse it (:func:`pipeline.fit.fit_seed` fits it,
+:func:`pipeline.evaluation.load_trained` loads it). It runs on the sphere only.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.geometry import Euclidean, FlatTorus, Manifold, Sphere
+from pipeline.ipf_config import DSB_IPF_KEY, IPFConfig, dsb_parts, ipf_config
 from pipeline.kinds import MODEL_KINDS, TRAINED_FROM, check_kind
 from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.process import ForwardProcess
@@ -44,14 +54,18 @@ from pipeline.sde.schedules import BetaSchedule, make_schedule
 _INIT_LOCK = threading.RLock()
 
 __all__ = [
+    "DSB_IPF_KEY",
     "MODEL_KINDS",
     "TRAINED_FROM",
+    "IPFConfig",
     "build_loss",
     "build_manifold",
     "build_network",
     "build_process",
     "build_schedule",
     "check_kind",
+    "dsb_parts",
+    "ipf_config",
     "resolve_config",
     "score_field",
     "validate_config",
@@ -59,6 +73,14 @@ __all__ = [
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 LossFn = Callable[..., Tensor]
+
+
+def _refuse_dsb(kind: str, what: str) -> None:
+    if kind == "dsb":
+        raise ValueError(
+            f"model 'dsb' has no single {what}: it is a Schrödinger bridge of several fields "
+            "(fit it with pipeline.fit.fit_seed, load it with pipeline.evaluation.load_trained)"
+        )
 
 
 def build_manifold(cfg: Mapping[str, Any] | None) -> Manifold:
@@ -114,6 +136,7 @@ def build_network(
             torch.manual_seed(seed)
             return build_network(kind, cfg, manifold)
     kind = check_kind(kind)
+    _refuse_dsb(kind, "network")
     network = dict(cfg.get("network", {}))
     if kind in ("rsgm", "rsgm_langevin"):
         from pipeline.models import build_score_model
@@ -140,9 +163,10 @@ def build_loss(
     """Training loss ``loss_fn(model, x0 (B, D), generator) -> scalar`` of a variant.
 
     Raises:
-        ValueError: For ``ambient_rb_corrected``, which is never trained.
+        ValueError: For ``ambient_rb_corrected``, which is never trained, and ``dsb``.
     """
     kind = check_kind(kind)
+    _refuse_dsb(kind, "loss")
     loss_cfg = dict(cfg.get("loss", {}))
     if kind in ("rsgm", "rsgm_langevin"):
         from pipeline.losses import make_rsgm_loss
@@ -166,8 +190,12 @@ def score_field(kind: str, net: nn.Module, manifold: Manifold, schedule: BetaSch
 
     Returns:
         A callable, differentiable in x.
+
+    Raises:
+        ValueError: For ``dsb`` (see :func:`pipeline.evaluation.load_trained`).
     """
     kind = check_kind(kind)
+    _refuse_dsb(kind, "score field")
     if kind in ("rsgm", "rsgm_langevin"):
         return net
     from pipeline.ambient.models import AmbientScoreModel, ambient_score_field
@@ -267,13 +295,21 @@ def validate_config(kind: str, cfg: Mapping[str, Any]) -> None:
     """Build a variant's manifold, schedule, process and loss once, so a bad config fails early.
 
     Data-dependent process values are stood in by the first uniform draw's point and γ = 1
-    (their form is checked; their values come from the data at training time).
+    (their form is checked; their values come from the data at training time). A ``dsb``
+    config is checked as its ``rsgm`` part plus :meth:`IPFConfig.from_dict` of its ``ipf``.
 
     Raises:
         KeyError: If ``schedule`` is missing.
-        ValueError: On any bad value.
+        ValueError: On any bad value (an unknown ``ipf`` key is named).
     """
     kind = check_kind(kind)
+    if kind == "dsb":
+        rsgm, _ = dsb_parts(cfg)
+        validate_config("rsgm", rsgm)
+        ipf_config(cfg, seed=0)
+        return
+    if DSB_IPF_KEY in cfg:
+        raise ValueError(f"config key 'ipf' is for model 'dsb' only, not {kind!r}")
     if "schedule" not in cfg:
         raise KeyError(f"the {kind} config needs a 'schedule:'")
     manifold = build_manifold(cfg.get("manifold"))

@@ -36,10 +36,12 @@ LAYERS: list[set[str]] = [
     {"models"},  # score networks
     {"losses", "likelihood", "sampling", "checkpoints", "normalization"},  # the engine
     {"ambient", "training"},  # seed-002 ambient DSM; the trainer
+    {"ipf_config"},  # the ipf: part of a dsb config (checked by zoo, run by bridge)
     {"zoo"},  # the model variants
-    {"evaluation", "fit"},  # a trained model loaded and evaluated; one seed fitted
-    # what users see; scored seeds; the Schrödinger bridge (IPF on fit_seed's rsgm model)
-    {"maps", "query", "so3_benchmark", "split_scores", "bridge"},
+    {"network_fit"},  # one network of a variant fitted to one seed
+    {"bridge"},  # the Schrödinger bridge (IPF; iteration 1 is network_fit's rsgm model)
+    {"evaluation", "fit"},  # a trained model (or bridge) loaded and evaluated; one seed fitted
+    {"maps", "query", "so3_benchmark", "split_scores"},  # what users see; scored seeds
     {"report"},  # the report (it shows the maps and what moved on them)
     {"flows"},  # orchestration (Prefect, Dask, refresh)
     {"cli"},  # the command

@@ -5,7 +5,7 @@
 likelihood), :mod:`pipeline.bridge.ipf` (:func:`run_ipf`, resumable, and :func:`load_bridge`).
 """
 
-from pipeline.bridge.ipf import IPFConfig, field_dir, load_bridge, run_ipf
+from pipeline.bridge.ipf import FieldFit, IPFConfig, field_dir, load_bridge, run_ipf
 from pipeline.bridge.losses import (
     implicit_loss,
     make_implicit_loss,
@@ -18,6 +18,7 @@ from pipeline.bridge.model import BridgeModel, SimulatedPaths, simulate
 
 __all__ = [
     "BridgeModel",
+    "FieldFit",
     "IPFConfig",
     "SimulatedPaths",
     "field_dir",

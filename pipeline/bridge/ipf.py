@@ -1,8 +1,9 @@
 r"""Iterative proportional fitting (IPF) of a diffusion Schrödinger bridge on the engine.
 
 Iteration 1 is the RSGM model of the given config: :math:`f_1 = 0` and :math:`b_1` the score
-network fitted by :func:`pipeline.fit.fit_seed` (DSM with the exact heat-kernel target on the
-config's horizon), bit-identical to ``fit_seed("rsgm", config, x_train, seed, ...)``.
+network fitted by :func:`pipeline.network_fit.fit_network` (DSM with the exact heat-kernel
+target on the config's horizon), bit-identical to ``fit_seed("rsgm", config, x_train, seed,
+...)``.
 Iteration n ≥ 2 alternates two half-steps:
 
 1. simulate the backward process of :math:`b_{n-1}` from the uniform prior
@@ -18,23 +19,26 @@ cached rows, so it gets the trainer's checkpoints (safetensors), EMA and resume;
 weights are what the next half-step and :class:`~pipeline.bridge.model.BridgeModel` use.
 
 Folders under ``out_dir``: ``ipf.json`` (the RSGM config, the IPF config and the training
-data's SHA-256), ``iter01/backward`` (the ``fit_seed`` folder), and for n ≥ 2
+data's SHA-256), ``iter01/backward`` (the ``fit_network`` folder), and for n ≥ 2
 ``iterNN/forward`` and ``iterNN/backward``, each a trainer checkpoint with a model card
 (kind ``bridge_forward``/``bridge_backward``, config: the RSGM and IPF configs, the data's
 hash and the iteration). A folder whose card and trainer config match and whose checkpoint
 is finished is loaded, never retrained; one of another config is deleted and retrained; an
 unfinished one resumes. A new RSGM config, seed or training set deletes every iteration
-folder; ``n_iterations`` may grow (the earlier iterations are kept).
+folder; ``n_iterations`` may grow (the earlier iterations are kept). What each field's fit
+did (steps, loss history, seconds) is reported per field to ``run_ipf``'s ``on_field``
+(:class:`FieldFit`). :class:`IPFConfig` lives in :mod:`pipeline.ipf_config` (it is the ``ipf:`` of a
+``dsb`` model config) and is re-exported here.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import shutil
+import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,76 +56,50 @@ from pipeline.checkpoints import (
     read_checkpoint_meta,
     write_model_card,
 )
-from pipeline.fit import fit_seed, same_config
 from pipeline.geometry.manifold import Manifold
+from pipeline.ipf_config import IPFConfig
 from pipeline.losses import Weighting
+from pipeline.network_fit import fit_network, same_config
 from pipeline.sde.brownian import BrownianMotion
 from pipeline.training import TrainConfig, resolve_device, train
 
-__all__ = ["MANIFEST_FILE", "IPFConfig", "field_dir", "load_bridge", "run_ipf"]
+__all__ = ["MANIFEST_FILE", "FieldFit", "IPFConfig", "field_dir", "load_bridge", "run_ipf"]
 
-LossKind = Literal["implicit", "mean_matching"]
 Direction = Literal["forward", "backward"]
 MANIFEST_FILE = "ipf.json"
 
 
 @dataclass(frozen=True)
-class IPFConfig:
-    """Settings of :func:`run_ipf`.
+class FieldFit:
+    """What one :func:`run_ipf` call did for one field.
 
     Attributes:
-        n_iterations: IPF iterations (>= 1; 1 is the RSGM model alone).
-        sim_paths: Walks simulated per half-step.
-        sim_steps: Steps per walk (uniform grid on [eps, T]); rows per half-step:
-            ``sim_paths * sim_steps``. Keep that at least ``steps * batch_size`` of ``train``
-            (each cached row seen about once): the implicit loss overfits a small cache (on a
-            short-horizon vMF mixture, 1000 × 50 rows for 1500 × 256 draws turned the NLL from
-            1.03 to 1.65 nats with f = 0; 8000 × 50 rows gave 1.07).
-        train: :class:`~pipeline.training.TrainConfig` fields for every field of iterations
-            >= 2, over the RSGM config's ``optim`` (``seed`` is set per field).
-        loss: ``"implicit"`` or ``"mean_matching"``.
-        seed: Seeds iteration 1 (as ``fit_seed``'s seed) and, offset per field, the
-            initialisation, trainer and walks of the later ones.
-        warm_start: Start f_n from f_{n−1} (n >= 3) and b_n from b_{n−1} (else a fresh init).
+        iteration: The IPF iteration (from 1).
+        direction: ``"forward"`` (f_n) or ``"backward"`` (b_n; iteration 1: the rsgm model).
+        folder: The field's checkpoint folder.
+        steps: The trainer steps its finished checkpoint holds.
+        resumed_from: Steps it held when this call reached it (``steps`` when it was loaded
+            finished, 0 for a fresh fit).
+        seconds: Seconds this call spent fitting it (walk simulation and trainer; 0 when
+            loaded).
+        loss_history: ``(step, mean loss over the log window)`` pairs, in the field's steps.
     """
 
-    n_iterations: int = 2
-    sim_paths: int = 10_000
-    sim_steps: int = 100
-    train: dict[str, Any] = field(default_factory=dict)
-    loss: LossKind = "implicit"
-    seed: int = 0
-    warm_start: bool = True
+    iteration: int
+    direction: Direction
+    folder: Path
+    steps: int
+    resumed_from: int
+    seconds: float
+    loss_history: list[tuple[int, float]]
 
-    def __post_init__(self) -> None:
-        for name in ("n_iterations", "sim_paths", "sim_steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"IPF key {name!r}: expected an integer >= 1, got {value!r}")
-        if self.loss not in ("implicit", "mean_matching"):
-            raise ValueError(f"IPF loss must be 'implicit' or 'mean_matching', got {self.loss!r}")
-        if "seed" in self.train:
-            raise ValueError("IPF train: 'seed' is set per field from the IPF seed")
-        TrainConfig.from_dict(dict(self.train))  # unknown keys and bad values fail here
 
-    @classmethod
-    def from_dict(cls, cfg: dict[str, Any]) -> IPFConfig:
-        """Build from a plain dict, rejecting unknown keys (with the nearest valid name).
-
-        Raises:
-            ValueError: On an unknown key or a bad value.
-        """
-        fields = list(cls.__dataclass_fields__)
-        for key in cfg:
-            if key not in fields:
-                near = difflib.get_close_matches(str(key), fields, n=1, cutoff=0.6)
-                hint = f"; did you mean {near[0]!r}?" if near else f"; known: {sorted(fields)}"
-                raise ValueError(f"unknown IPF key {key!r}{hint}")
-        return cls(**{**cfg, "train": dict(cfg.get("train", {}))})
-
-    def to_dict(self) -> dict[str, Any]:
-        """The config as a JSON-serialisable dict."""
-        return asdict(self)
+def _loaded_fit(iteration: int, direction: Direction, folder: Path) -> FieldFit:
+    """The record of a field found finished: its checkpoint's steps and loss history."""
+    meta = read_checkpoint_meta(folder) or {"step": 0, "loss_history": []}
+    steps = int(meta["step"])
+    history = [(int(a), float(b)) for a, b in meta.get("loss_history", [])]
+    return FieldFit(iteration, direction, folder, steps, steps, 0.0, history)
 
 
 def field_dir(out_dir: Path, iteration: int, direction: Direction) -> Path:
@@ -232,13 +210,20 @@ def _fit_field(
     init: nn.Module | None,
     other: nn.Module | None,
     make_rows: Callable[[int], Tensor],
-) -> nn.Module:
-    """Fit (or load) one field of iteration >= 2 against the frozen field ``other``."""
+) -> tuple[nn.Module, FieldFit]:
+    """Fit (or load) one field of iteration >= 2 against the frozen field ``other``.
+
+    Returns:
+        The field (EMA weights, frozen) and the record of what was done.
+    """
     folder = field_dir(run.out_dir, iteration, direction)
     kind = f"bridge_{direction}"
     card = run.card(iteration)
     cfg = run.train_config(iteration, direction)
-    if not _finished(folder, kind, card, cfg):
+    if _finished(folder, kind, card, cfg):
+        record = _loaded_fit(iteration, direction, folder)
+    else:
+        start = time.perf_counter()
         if folder.exists() and not same_config(folder, kind, card):
             shutil.rmtree(folder)  # a checkpoint of another config is never resumed
         write_model_card(folder, kind, card)
@@ -256,8 +241,17 @@ def _fit_field(
             loss_fn = make_mean_matching_loss(
                 other, direction, run.manifold, schedule, eps=run.eps, weighting=run.weighting
             )
-        train(net, loss_fn, rows, cfg, folder, progress=run.progress, restart_damaged=True)
-    return _load_field(run.config, run.manifold, folder, run.device)
+        result = train(net, loss_fn, rows, cfg, folder, progress=run.progress, restart_damaged=True)
+        record = FieldFit(
+            iteration,
+            direction,
+            folder,
+            result.steps,
+            result.resumed_from,
+            time.perf_counter() - start,
+            list(result.loss_history),
+        )
+    return _load_field(run.config, run.manifold, folder, run.device), record
 
 
 def _generator(device: torch.device, seed: int) -> torch.Generator:
@@ -277,6 +271,7 @@ def run_ipf(
     out_dir: Path,
     *,
     progress: bool = False,
+    on_field: Callable[[FieldFit], None] | None = None,
 ) -> BridgeModel:
     """Fit a Schrödinger bridge by IPF into ``out_dir``, resuming (see the module docstring).
 
@@ -288,6 +283,8 @@ def run_ipf(
         x_train: Tensor, shape (N, D), training points on the config's manifold.
         out_dir: The bridge's folder.
         progress: Show the trainer's progress bars.
+        on_field: Called with each field's :class:`FieldFit` once it is fitted or loaded, in
+            IPF order (b_1, f_2, b_2, f_3, ...).
 
     Returns:
         The :class:`~pipeline.bridge.model.BridgeModel` of all ``ipf.n_iterations``
@@ -318,8 +315,22 @@ def run_ipf(
     )
     first = field_dir(out_dir, 1, "backward")
     rsgm_cfg = TrainConfig.from_dict({**config.get("optim", {}), "seed": ipf.seed})
-    if not _finished(first, "rsgm", config, rsgm_cfg):
-        fit_seed("rsgm", config_for_rsgm, x_train, ipf.seed, first, progress=progress)
+    if _finished(first, "rsgm", config, rsgm_cfg):
+        first_fit = _loaded_fit(1, "backward", first)
+    else:
+        start = time.perf_counter()
+        fitted = fit_network("rsgm", config_for_rsgm, x_train, ipf.seed, first, progress=progress)
+        first_fit = FieldFit(
+            1,
+            "backward",
+            first,
+            int(fitted["steps"]),
+            int(fitted["resumed_from"]),
+            time.perf_counter() - start,
+            [(int(a), float(b)) for a, b in fitted["loss_history"]],
+        )
+    report = on_field or (lambda record: None)
+    report(first_fit)
     forwards: list[nn.Module | None] = [None]
     backwards: list[nn.Module] = [_load_field(config, manifold, first, run.device)]
     implicit = ipf.loss == "implicit"
@@ -338,7 +349,8 @@ def run_ipf(
             )  # fmt: skip
             return paths.marginal_rows() if implicit else paths.step_rows()
 
-        f_n = _fit_field(run, n, "forward", forwards[-1], b_prev, backward_rows)
+        f_n, record = _fit_field(run, n, "forward", forwards[-1], b_prev, backward_rows)
+        report(record)
 
         def forward_rows(seed: int, f_n: nn.Module = f_n) -> Tensor:
             gen = _generator(run.device, seed)
@@ -350,7 +362,8 @@ def run_ipf(
             )  # fmt: skip
             return paths.marginal_rows() if implicit else paths.step_rows()
 
-        b_n = _fit_field(run, n, "backward", b_prev, f_n, forward_rows)
+        b_n, record = _fit_field(run, n, "backward", b_prev, f_n, forward_rows)
+        report(record)
         forwards.append(f_n)
         backwards.append(b_n)
     return BridgeModel(manifold, schedule, forwards, backwards, run.eps, run.device)

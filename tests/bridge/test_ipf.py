@@ -112,7 +112,7 @@ def test_run_ipf_end_to_end_resumes_and_starts_from_the_rsgm_fit(
         raise AssertionError("a finished iteration was retrained")
 
     monkeypatch.setattr(ipf_module, "train", refuse)
-    monkeypatch.setattr(ipf_module, "fit_seed", refuse)
+    monkeypatch.setattr(ipf_module, "fit_network", refuse)
     again = run_ipf(CONFIG, ipf, x, out)
     after = _snapshot(out)
     assert {k: v for k, v in after.items() if k != "ipf.json"} == {

@@ -44,6 +44,9 @@ TRAIN_PROBES = [
     ("train.rsgm.loss.target", "exactly", "train.rsgm.loss.target: expected one of 'exact', 'varadhan', got 'exactly'"),  # noqa: E501
     ("train.runner.kind", "gpu", "train.runner.kind: expected one of 'thread', 'process', 'dask', got 'gpu'"),  # noqa: E501
     ("train.rsgm.network.depth", 2.5, "train.rsgm.network.depth: expected an integer >= 1, got 2.5"),  # noqa: E501
+    ("train.dsb.ipf.sim_step", 50, "unknown key 'sim_step' in train.dsb.ipf; did you mean 'sim_steps'?"),  # noqa: E501
+    ("train.dsb.ipf.train.stpes", 50, "unknown key 'stpes' in train.dsb.ipf.train; did you mean 'steps'?"),  # noqa: E501
+    ("train.dsb.ipf.loss", "kl", "train.dsb.ipf.loss: expected one of 'implicit', 'mean_matching', got 'kl'"),  # noqa: E501
 ]  # fmt: skip
 
 EVALUATE_PROBES = [
@@ -115,12 +118,29 @@ def test_schema_keys_match_the_configs_they_describe() -> None:
     """The optim and network schemas list exactly the dataclass fields the library takes."""
     from dataclasses import fields
 
+    from pipeline.ipf_config import IPFConfig
     from pipeline.models.mlp import MLPConfig
-    from pipeline.params_schema import NETWORK, OPTIM
+    from pipeline.params_schema import IPF, NETWORK, OPTIM
     from pipeline.training import TrainConfig
 
     assert set(OPTIM.fields) == {f.name for f in fields(TrainConfig)} - {"seed"}
     assert set(NETWORK.fields) == {f.name for f in fields(MLPConfig)}
+    assert set(IPF.fields) == {f.name for f in fields(IPFConfig)} - {"seed"}
+    assert IPF.fields["train"] is OPTIM
+
+
+def test_dsb_is_opt_in_and_allowed_in_every_models_list() -> None:
+    """train.dsb ships as a section, in no default list; every models list may name it."""
+    from pipeline.params_schema import check_params
+
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert "dsb" in base["train"]
+    for name in ("train", "evaluate", "maps"):
+        assert "dsb" not in base[name]["models"]
+    opted = copy.deepcopy(base)
+    for name in ("train", "evaluate", "maps"):
+        opted[name]["models"] = [*base[name]["models"], "dsb"]
+    check_params(opted)
 
 
 def test_unknown_top_level_section_is_named() -> None:
