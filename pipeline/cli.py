@@ -24,7 +24,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -123,9 +122,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _write_change_maps(repo: Path, args: argparse.Namespace) -> int:
     """``geosgm compare --maps DIR``: a Δ log-density map per committed map grid."""
+    from pipeline.cli_query import params_sections
     from pipeline.report.map_changes import GRIDS_DIR, change_maps
 
-    maps = _params_sections(repo, "maps")["maps"]
+    maps = params_sections(repo, "maps")["maps"]
     root = repo / GRIDS_DIR
     pairs = sorted((p.parent.name, p.stem) for p in root.glob("*/*.nc"))
     if not pairs:
@@ -192,122 +192,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _params_sections(repo: Path, *names: str) -> dict[str, dict[str, Any]]:
-    """Checked sections of the project's params.yaml, read once (``{}`` when absent)."""
-    from pipeline.params_file import read_yaml_mapping
-    from pipeline.params_schema import check_section
-
-    path = repo / "params.yaml"
-    params = read_yaml_mapping(path)
-    out = {}
-    for name in names:
-        value = params.get(name) or {}
-        check_section(name, value, str(path))
-        out[name] = dict(value)
-    return out
-
-
-def _load_models(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], dict[int, Any]]:
-    """The params sections the query verbs read, and the chosen seeds' trained models."""
-    from pipeline.query.density import load_seed_models
-
-    repo = _repo_dir(args.repo)
-    sections = _params_sections(repo, "ingest", "evaluate", "maps")
-    known = list(sections["ingest"].get("catalogues", {}))
-    if args.catalogue not in known:
-        raise ValueError(f"unknown catalogue {args.catalogue!r} (catalogues: {', '.join(known)})")
-    seeds = None if args.seeds is None else _seed_list(args.seeds)
-    models = load_seed_models(
-        repo / "data" / "models", args.catalogue, args.model, seeds, device=args.device
-    )
-    return sections, models
-
-
-def _seed_list(text: str) -> list[int]:
-    try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ValueError(f"--seeds {text!r}: expected integers like 0,1,2") from None
-    if not seeds:
-        raise ValueError(f"--seeds {text!r}: no seed given")
-    return seeds
-
-
-def _query_errors() -> tuple[type[BaseException], ...]:
-    from pipeline.checkpoints import CheckpointError
-    from pipeline.query.points import PointsError
-    from pipeline.schema import ParamsError
-
-    return (PointsError, ParamsError, CheckpointError, ValueError, FileNotFoundError)
-
-
 def _cmd_density(args: argparse.Namespace) -> int:
+    from pipeline.cli_query import density, query_errors
+
     try:
-        from pipeline.query.points import PointsError, parse_latlon_pairs, read_points_csv
-
-        if args.points is not None and args.coords:
-            raise PointsError("give LAT LON pairs or --points FILE.csv, not both")
-        if args.points is not None:
-            lat, lon = read_points_csv(args.points)
-        else:
-            lat, lon = parse_latlon_pairs(args.coords)
-        sections, models = _load_models(args)
-        settings = sections["evaluate"]
-        from pipeline.query.density import query_density
-
-        table = query_density(
-            models,
-            lat,
-            lon,
-            rtol=float(settings.get("rtol", 1e-5)),
-            atol=float(settings.get("atol", 1e-5)),
-            batch_size=int(settings.get("batch_size", 4096)),
-        )
-    except _query_errors() as exc:
+        density(args, _repo_dir(args.repo))
+    except query_errors() as exc:
         print(f"geosgm density: {str(exc).splitlines()[0]}", file=sys.stderr)
         return EXIT_FAILED
-    from pipeline.query.render import density_csv, density_text
-
-    header = (
-        f"{args.catalogue}/{args.model}, seeds {list(table.seeds)}: log-density in nats per "
-        f"steradian (mean and sd over seeds), density per km² with Earth radius "
-        f"{table.radius_km} km"
-    )
-    if args.csv is not None:
-        from pipeline.atomic import atomic_write
-
-        atomic_write(
-            Path(args.csv), lambda tmp: tmp.write_text(density_csv(table, header)), suffix=".csv"
-        )
-        print(f"geosgm density: wrote {len(table.lat)} points to {args.csv}")
-    elif args.format == "csv":
-        sys.stdout.write(density_csv(table, header))
-    else:
-        print(density_text(table, header))
     return EXIT_OK
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    try:
-        from pipeline.query.synthetic import output_format, sample_catalogue, write_catalogue
+    from pipeline.cli_query import query_errors, sample
 
-        out = Path(args.out)
-        output_format(out)  # before the models load
-        sections, models = _load_models(args)
-        steps = int(args.steps or sections["maps"].get("sample_steps", 300))
-        if steps < 1:
-            raise ValueError(f"--steps must be at least 1, got {steps}")
-        catalogue = sample_catalogue(models, args.n, args.seed, steps)
-    except _query_errors() as exc:
+    try:
+        sample(args, _repo_dir(args.repo))
+    except query_errors() as exc:
         print(f"geosgm sample: {str(exc).splitlines()[0]}", file=sys.stderr)
         return EXIT_FAILED
-    comment = (
-        f"geosgm sample: {args.n} events from {args.catalogue}/{args.model}, seeds "
-        f"{list(models)} (equal-weight mixture), reverse geodesic random walk with {steps} "
-        f"steps, --seed {args.seed}"
-    )
-    write_catalogue(catalogue, out, comment=comment)
-    print(f"geosgm sample: wrote {args.n} events to {out}")
     return EXIT_OK
 
 

@@ -44,6 +44,7 @@ LAYERS: list[set[str]] = [
     {"maps", "query", "so3_benchmark", "split_scores"},  # what users see; scored seeds
     {"report"},  # the report (it shows the maps and what moved on them)
     {"flows"},  # orchestration (Prefect, Dask, refresh)
+    {"cli_query"},  # the command's query verbs (density, sample)
     {"cli"},  # the command
 ]
 

@@ -19,6 +19,10 @@ and backups without a journal (a kill before the journal existed, when nothing h
 yet) are removed. Rollback is idempotent, so a kill during a rollback is finished by the
 next refresh. The guarantees hold when the process dies (``kill -9``, out of memory); no
 ``fsync`` is done, so a power loss is not covered.
+
+Over 400 lines on purpose (issue 18): the backups, the journal, the rollback and the recovery
+of an interrupted refresh are one protocol; each half only makes sense with the other's file
+format, and a split would pass the journal's private layout between modules.
 """
 
 from __future__ import annotations
