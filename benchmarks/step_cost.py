@@ -50,9 +50,10 @@ def measure(model: str, threads: int, rounds: int, steps: int) -> dict[str, list
     import yaml
 
     from pipeline import zoo
-    from pipeline.losses import TimeSampler, _exact_score, make_noise_sampler
+    from pipeline.losses import TimeSampler
     from pipeline.models.ema import EMA
     from pipeline.training import TrainConfig, lr_factor
+    from pipeline.transition import make_noise_sampler, make_score_target
     from stages.train_config import model_config
 
     torch.set_num_threads(threads)
@@ -107,14 +108,18 @@ def measure(model: str, threads: int, rounds: int, steps: int) -> dict[str, list
     t0 = t_sampler.sample(batch, gen, device=x0.device, dtype=x0.dtype)
     s0 = schedule.heat_time(t0)
     xt0 = sampler(x0, s0, gen)
-    exact_score = _exact_score(manifold)
+    # The variant's own DSM target (params: loss.target), as its step computes it.
+    score_target = make_score_target(
+        process, loss_cfg.get("target", "exact"), eps=float(loss_cfg.get("eps", 1e-3))
+    )
+    score_target(xt0, x0, s0)  # builds a table target's table outside the timing
 
     def noise() -> None:
         t = t_sampler.sample(batch, gen, device=x0.device, dtype=x0.dtype)
         sampler(x0, schedule.heat_time(t), gen)
 
     def target() -> None:
-        exact_score(xt0, x0, s0)
+        score_target(xt0, x0, s0)
 
     parts: dict[str, Callable[[], None]] = {
         "bare": bare,

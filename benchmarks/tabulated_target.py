@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     import yaml
 
     from pipeline import zoo
-    from pipeline.losses import TimeSampler, make_noise_sampler
+    from pipeline.losses import TimeSampler
     from pipeline.sde.heat_kernel import _logp_dlogp_theta, heat_kernel_score
+    from pipeline.transition import make_noise_sampler
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n-theta", type=int, default=1025)

@@ -30,22 +30,24 @@ import torch
 from torch import Tensor, nn
 
 from pipeline.geometry.manifold import Manifold
-from pipeline.geometry.sphere import Sphere
 from pipeline.models.divergence import DivergenceMethod, manifold_divergence
 from pipeline.sde.brownian import BrownianMotion
-from pipeline.sde.exact_sampler import HeatKernelSampler
-from pipeline.sde.heat_kernel import heat_kernel_score
 from pipeline.sde.process import ForwardProcess
 from pipeline.sde.schedules import BetaSchedule
-from pipeline.so3.heat_kernel import so3_exact_bm_sample, so3_heat_kernel_score
-from pipeline.so3.manifold import SO3
+from pipeline.transition import (
+    NoiseSampler,
+    ScoreTarget,
+    Target,
+    exact_score_fn,
+    has_heat_kernel,
+    is_bm_exact,
+    make_noise_sampler,
+    make_score_target,
+)
 
 TimeSamplerKind = Literal["uniform", "log_uniform"]
 Weighting = Literal["variance", "likelihood", "none"]
-Target = Literal["exact", "varadhan"]
 LossFn = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
-NoiseSampler = Callable[[Tensor, Tensor, torch.Generator], Tensor]
-"""``(x0 (B, D), s (B,), generator) -> x_s (B, D)``: a forward-process draw at heat time s."""
 
 
 @dataclass(frozen=True)
@@ -144,14 +146,16 @@ def dsm_loss(
     *,
     manifold: Manifold | None = None,
     weighting: Weighting = "variance",
-    target: Target = "exact",
+    target: Literal["exact", "varadhan"] | ScoreTarget = "exact",
 ) -> Tensor:
     r"""Denoising score matching loss.
 
     Draws t ~ ``t_sampler``, :math:`x_t \sim p_{s(t)}(\cdot | x_0)` with ``sampler`` and regresses
     ``model(x_t, t)`` on the conditional score: the exact heat-kernel score
-    :math:`\nabla_x \log p_s(x_t|x_0)` (``"exact"``, S² and SO(3)) or Varadhan's small-time
-    approximation :math:`\log_{x_t}(x_0)/s` (``"varadhan"``, any manifold, needs ``manifold``).
+    :math:`\nabla_x \log p_s(x_t|x_0)` (``"exact"``, S² and SO(3)), Varadhan's small-time
+    approximation :math:`\log_{x_t}(x_0)/s` (``"varadhan"``, any manifold, needs ``manifold``)
+    or any :data:`pipeline.transition.ScoreTarget` (e.g. the tabulated heat-kernel score of
+    :func:`pipeline.transition.make_score_target`).
 
     Args:
         model: Score field, ``model(x (B, D), t (B,)) -> (B, D)`` tangent vectors.
@@ -163,7 +167,7 @@ def dsm_loss(
         manifold: Needed for the Varadhan target (its ``logmap``) and for the exact one off S²
             (``None`` means S²).
         weighting: Loss weighting λ(t).
-        target: ``"exact"`` or ``"varadhan"``.
+        target: ``"exact"``, ``"varadhan"`` or a callable ``(x_t, x0, s) -> (B, D)``.
 
     Returns:
         Scalar tensor, :math:`\mathrm{mean}_B\, \tfrac12\lambda(t)|s_\theta - \mathrm{target}|^2`.
@@ -175,14 +179,19 @@ def dsm_loss(
     s = schedule.heat_time(t)
     with torch.no_grad():
         xt = sampler(x0, s, generator)
-        if target == "exact":
-            tgt = _exact_score(manifold)(xt, x0, s)
+        if callable(target):
+            tgt = target(xt, x0, s)
+        elif target == "exact":
+            tgt = exact_score_fn(manifold)(xt, x0, s)
         elif target == "varadhan":
             if manifold is None:
                 raise ValueError("the Varadhan target needs the manifold (for logmap)")
             tgt = manifold.logmap(xt, x0) / s[:, None]
         else:
-            raise ValueError(f"DSM target must be 'exact' or 'varadhan', got {target!r}")
+            raise ValueError(
+                f"DSM target must be 'exact', 'varadhan' or a callable, got {target!r} "
+                "('tabulated' is built by pipeline.transition.make_score_target)"
+            )
     pred = model(xt, t)
     lam = loss_weight(t, schedule, t_sampler, weighting)
     return 0.5 * (lam * (pred - tgt).pow(2).sum(-1)).mean()
@@ -236,80 +245,6 @@ def ism_loss(
     return (lam * (0.5 * v.pow(2).sum(-1) + div)).mean()
 
 
-def _is_s2(manifold: Manifold) -> bool:
-    return isinstance(manifold, Sphere) and int(manifold.dim) == 2
-
-
-def _has_heat_kernel(manifold: Manifold) -> bool:
-    """Whether the heat kernel's score and an exact sampler are implemented (S², SO(3))."""
-    return _is_s2(manifold) or isinstance(manifold, SO3)
-
-
-def _exact_score(manifold: Manifold | None) -> Callable[[Tensor, Tensor, Tensor], Tensor]:
-    if isinstance(manifold, SO3):
-        return so3_heat_kernel_score
-    if manifold is None or _is_s2(manifold):
-        return heat_kernel_score
-    raise ValueError(
-        f"the exact heat-kernel target is implemented on S² and SO(3), not {manifold!r}"
-    )
-
-
-def _is_bm_exact(process: ForwardProcess) -> bool:
-    return isinstance(process, BrownianMotion) and _has_heat_kernel(process.manifold)
-
-
-def make_noise_sampler(
-    process: ForwardProcess,
-    kind: str = "exact",
-    *,
-    grw_steps: int = 20,
-    eps: float = 1e-3,
-) -> NoiseSampler:
-    """Sampler of :math:`X_s | X_0` (heat time s) for the losses.
-
-    Args:
-        process: The forward process.
-        kind: ``"exact"`` (Brownian motion on S²: :class:`HeatKernelSampler`, a tabulated
-            inverse CDF, built lazily per device and dtype, float64 tables for float64 data;
-            on SO(3): :func:`pipeline.so3.heat_kernel.so3_exact_bm_sample`, by rejection) or
-            ``"grw"`` (the process's geodesic random walk with ``grw_steps`` steps, any process).
-        grw_steps: Steps of the random walk.
-        eps: Smallest diffusion time that will be asked for.
-
-    Returns:
-        Callable ``(x0 (B, D), s (B,), generator) -> (B, D)``.
-
-    Raises:
-        ValueError: On an unknown kind, or ``"exact"`` for another process or manifold.
-    """
-    if kind == "exact":
-        if not _is_bm_exact(process):
-            raise ValueError(
-                f"exact forward sampling is implemented for Brownian motion on S² and SO(3) "
-                f"only, got {process!r}; use sampler: grw"
-            )
-        if isinstance(process.manifold, SO3):
-            return so3_exact_bm_sample
-        schedule = process.schedule
-        s_lo = float(schedule.heat_time(torch.tensor(eps, dtype=torch.float64)))
-        s_hi = float(schedule.heat_time(torch.tensor(schedule.T, dtype=torch.float64)))
-        tables: dict[tuple[torch.device, torch.dtype], HeatKernelSampler] = {}
-
-        def exact(x0: Tensor, s: Tensor, g: torch.Generator) -> Tensor:
-            key = (x0.device, torch.float64 if x0.dtype == torch.float64 else torch.float32)
-            if key not in tables:
-                tables[key] = HeatKernelSampler(
-                    s_min=min(s_lo, 1e-4), s_max=max(s_hi, 20.0), device=key[0], dtype=key[1]
-                )
-            return tables[key].sample(x0, s, generator=g)
-
-        return exact
-    if kind == "grw":
-        return lambda x0, s, g: process.heat_time_sample(x0, s, grw_steps, g)
-    raise ValueError(f"noise sampler must be 'exact' or 'grw', got {kind!r}")
-
-
 _LOSS_KEYS = {
     "kind",
     "target",
@@ -327,8 +262,8 @@ def make_rsgm_loss(cfg: dict[str, Any], process: ForwardProcess) -> LossFn:
 
     Keys (all optional): ``kind`` ``"dsm"`` | ``"ism"`` (default dsm for Brownian motion, ism
     otherwise: DSM needs the transition's score, which only Brownian motion has);
-    ``target`` ``"exact"`` | ``"varadhan"`` (DSM; default exact on S² and SO(3), else
-    varadhan);
+    ``target`` ``"exact"`` | ``"tabulated"`` (S²) | ``"varadhan"`` (DSM; default exact on
+    S² and SO(3), else varadhan; see :func:`pipeline.transition.make_score_target`);
     ``t_sampler`` ``"log_uniform"`` | ``"uniform"`` (default log_uniform); ``eps`` (default
     1e-3); ``weighting`` ``"variance"`` | ``"likelihood"`` | ``"none"`` (default variance);
     ``sampler`` ``"exact"`` | ``"grw"`` (default exact for Brownian motion on S² and SO(3),
@@ -350,7 +285,7 @@ def make_rsgm_loss(cfg: dict[str, Any], process: ForwardProcess) -> LossFn:
     if unknown:
         raise ValueError(f"unknown loss config keys {sorted(unknown)}; known: {sorted(_LOSS_KEYS)}")
     manifold, schedule = process.manifold, process.schedule
-    exact_ok = _has_heat_kernel(manifold)
+    exact_ok = has_heat_kernel(manifold)
     brownian = isinstance(process, BrownianMotion)
     kind = cfg.get("kind", "dsm" if brownian else "ism")
     eps = float(cfg.get("eps", 1e-3))
@@ -358,7 +293,7 @@ def make_rsgm_loss(cfg: dict[str, Any], process: ForwardProcess) -> LossFn:
     weighting: Weighting = cfg.get("weighting", "variance")
     sampler = make_noise_sampler(
         process,
-        cfg.get("sampler", "exact" if _is_bm_exact(process) else "grw"),
+        cfg.get("sampler", "exact" if is_bm_exact(process) else "grw"),
         grw_steps=int(cfg.get("grw_steps", 20)),
         eps=eps,
     )
@@ -369,8 +304,7 @@ def make_rsgm_loss(cfg: dict[str, Any], process: ForwardProcess) -> LossFn:
                 "closed form; use loss kind: ism"
             )
         target: Target = cfg.get("target", "exact" if exact_ok else "varadhan")
-        if target == "exact" and not exact_ok:
-            raise ValueError("the exact heat-kernel target is implemented on S² and SO(3) only")
+        score_target = make_score_target(process, target, eps=eps)
 
         def dsm_fn(model: nn.Module, x0: Tensor, generator: torch.Generator) -> Tensor:
             return dsm_loss(
@@ -382,7 +316,7 @@ def make_rsgm_loss(cfg: dict[str, Any], process: ForwardProcess) -> LossFn:
                 generator,
                 manifold=manifold,
                 weighting=weighting,
-                target=target,
+                target=score_target,
             )
 
         return dsm_fn

@@ -81,7 +81,7 @@ _WEIGHTING = Field("str", choices=("variance", "likelihood", "none"))
 RSGM_LOSS = Section(
     {
         "kind": Field("str", choices=("dsm", "ism")),
-        "target": Field("str", choices=("exact", "varadhan")),
+        "target": Field("str", choices=("exact", "tabulated", "varadhan")),
         "t_sampler": _T_SAMPLER,
         "eps": _POS,
         "weighting": _WEIGHTING,

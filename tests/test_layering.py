@@ -33,7 +33,7 @@ LAYERS: list[set[str]] = [
         "numerics",
     },
     {"sde", "data", "params_schema", "metrics", "so3", "mmd"},  # noising; catalogues; checks; SO(3)
-    {"models"},  # score networks
+    {"models", "transition"},  # score networks; the forward transition (sampler, DSM target)
     {"losses", "likelihood", "sampling", "checkpoints", "normalization"},  # the engine
     {"ambient", "training"},  # seed-002 ambient DSM; the trainer
     {"ipf_config"},  # the ipf: part of a dsb config (checked by zoo, run by bridge)

@@ -14,13 +14,13 @@ from pipeline.losses import (
     dsm_loss,
     ism_loss,
     loss_weight,
-    make_noise_sampler,
     make_rsgm_loss,
 )
 from pipeline.models import build_score_model
 from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.heat_kernel import heat_kernel_score
 from pipeline.sde.schedules import LinearBeta
+from pipeline.transition import make_noise_sampler
 
 SPHERE = Sphere(2)
 SCHED = LinearBeta(beta_0=1e-3, beta_1=5.0, T=1.0)
@@ -150,3 +150,24 @@ def test_make_rsgm_loss_trains_signal_and_validates() -> None:
         make_rsgm_loss({"lr": 1.0}, BrownianMotion(SPHERE, SCHED))
     with pytest.raises(ValueError, match="loss kind"):
         make_rsgm_loss({"kind": "foo"}, BrownianMotion(SPHERE, SCHED))
+
+
+def test_tabulated_target_gives_the_exact_loss() -> None:
+    # Same draws (same generator seed): the tabulated target moves the loss by < 1e-4 relative.
+    process = BrownianMotion(SPHERE, SCHED)
+    x0 = SPHERE.random_uniform(
+        2048, dtype=torch.float64, generator=torch.Generator().manual_seed(7)
+    )
+    model = lambda x, t: SPHERE.proju(x, torch.ones_like(x))  # noqa: E731
+    losses = {}
+    for target in ("exact", "tabulated"):
+        loss_fn = make_rsgm_loss({"target": target}, process)
+        losses[target] = float(loss_fn(model, x0, torch.Generator().manual_seed(3)))  # type: ignore[arg-type]
+    assert abs(losses["tabulated"] - losses["exact"]) < 1e-4 * abs(losses["exact"])
+
+
+def test_tabulated_target_is_s2_only() -> None:
+    from pipeline.so3.manifold import SO3
+
+    with pytest.raises(ValueError, match="S² only"):
+        make_rsgm_loss({"target": "tabulated"}, BrownianMotion(SO3(), SCHED))

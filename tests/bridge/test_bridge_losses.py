@@ -19,13 +19,14 @@ from pipeline.bridge.losses import (
     transport,
 )
 from pipeline.geometry import Sphere
-from pipeline.losses import TimeSampler, Weighting, ism_loss, loss_weight, make_noise_sampler
+from pipeline.losses import TimeSampler, Weighting, ism_loss, loss_weight
 from pipeline.models import build_score_model
 from pipeline.models.divergence import manifold_divergence
 from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.exact_sampler import exact_bm_sample
 from pipeline.sde.heat_kernel import heat_kernel_mixture_score
 from pipeline.sde.schedules import ConstantBeta, LinearBeta
+from pipeline.transition import make_noise_sampler
 
 SPHERE = Sphere(2)
 SCHED = LinearBeta(beta_0=1e-3, beta_1=5.0, T=1.0)

@@ -11,11 +11,12 @@ import torch
 from scipy import stats
 
 from pipeline import zoo
-from pipeline.losses import make_noise_sampler, make_rsgm_loss
+from pipeline.losses import make_rsgm_loss
 from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.schedules import LinearBeta
 from pipeline.so3.heat_kernel import so3_heat_kernel_score, so3_heat_logp_angle
 from pipeline.so3.manifold import SO3
+from pipeline.transition import make_noise_sampler
 
 DT = torch.float64
 SO = SO3()

@@ -41,7 +41,7 @@ TRAIN_PROBES = [
     ("train.rsgm.optim.steps", "abc", "train.rsgm.optim.steps: expected an integer >= 0, got 'abc'"),  # noqa: E501
     ("train.common.optim.lr", "fast", "train.common.optim.lr: expected a number > 0, got 'fast'"),  # noqa: E501
     ("train.overrides.earthquake", {"optim": {"stpes": 3}}, "unknown key 'stpes' in train.overrides.earthquake.optim; did you mean 'steps'?"),  # noqa: E501
-    ("train.rsgm.loss.target", "exactly", "train.rsgm.loss.target: expected one of 'exact', 'varadhan', got 'exactly'"),  # noqa: E501
+    ("train.rsgm.loss.target", "exactly", "train.rsgm.loss.target: expected one of 'exact', 'tabulated', 'varadhan', got 'exactly'"),  # noqa: E501
     ("train.runner.kind", "gpu", "train.runner.kind: expected one of 'thread', 'process', 'dask', got 'gpu'"),  # noqa: E501
     ("train.rsgm.network.depth", 2.5, "train.rsgm.network.depth: expected an integer >= 1, got 2.5"),  # noqa: E501
     ("train.dsb.ipf.sim_step", 50, "unknown key 'sim_step' in train.dsb.ipf; did you mean 'sim_steps'?"),  # noqa: E501
