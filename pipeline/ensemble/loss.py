@@ -11,21 +11,19 @@ gradient with respect to seed k's stacked slice is the gradient of seed k's own 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from pipeline.ensemble.stack import EnsembleField
 from pipeline.losses import TimeSampler, Weighting, loss_weight, make_rsgm_loss
 from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.process import ForwardProcess
 from pipeline.transition import has_heat_kernel, is_bm_exact, make_noise_sampler, make_score_target
 
-__all__ = ["EnsembleDSMLoss", "EnsembleField"]
-
-EnsembleField = Callable[[Tensor, Tensor], Tensor]
-"""``field(x (K, B, D), t (K, B)) -> (K, B, D)``: K score fields, seed k on ``x[k]``."""
+__all__ = ["EnsembleDSMLoss"]
 
 
 class EnsembleDSMLoss:
@@ -71,7 +69,7 @@ class EnsembleDSMLoss:
     def __call__(
         self, field: EnsembleField, x0: Tensor, generators: Sequence[torch.Generator]
     ) -> Tensor:
-        r"""Per-seed losses :math:`\mathrm{mean}_B\,\tfrac12\lambda(t)|s_k(x_t, t) - \mathrm{target}|^2`.
+        r"""Per-seed batch means of :math:`\tfrac12\lambda(t)|s_k(x_t, t) - y|^2`, y the DSM target.
 
         Args:
             field: The K score fields, e.g. a :class:`~pipeline.ensemble.stack.SeedEnsemble`.

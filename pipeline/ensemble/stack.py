@@ -11,13 +11,16 @@ that defines the model (time embedding, tangent projection, output scaling) is n
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-__all__ = ["SeedEnsemble"]
+__all__ = ["EnsembleField", "SeedEnsemble"]
+
+EnsembleField = Callable[[Tensor, Tensor], Tensor]
+"""``field(x (K, B, D), t (K, B)) -> (K, B, D)``: K score fields, seed k's on ``x[k]``."""
 
 
 def _layout(model: nn.Module) -> list[tuple[str, tuple[int, ...], torch.dtype, str]]:
@@ -168,6 +171,9 @@ class SeedEnsemble:
         """
         module = copy.deepcopy(self._base).to_empty(device=self.device)
         module.load_state_dict(self.seed_state_dict(k))
+        with torch.no_grad():  # non-persistent buffers are not in the state dict
+            for name, stacked in self.buffers.items():
+                module.get_buffer(name).copy_(stacked[k])
         return module
 
     @torch.no_grad()

@@ -150,10 +150,13 @@ def train_ensemble(
     """Train K seeds of one architecture and config together, one checkpoint folder per seed.
 
     Seed k is what :func:`pipeline.training.train` does with ``models[k]``, the matching
-    single-seed loss, ``train_data[k]`` and ``replace(cfg, seed=seeds[k])``: the same random
-    draws in the same order, the same Adam/schedule/EMA arithmetic. It agrees with that run
-    to rounding, not bit for bit (the vmapped network's batched matrix products round
-    differently from one seed's); ``tests/test_ensemble.py`` measures both agreements.
+    single-seed loss (:func:`pipeline.losses.make_rsgm_loss` of the config of an
+    :class:`~pipeline.ensemble.loss.EnsembleDSMLoss`), ``train_data[k]`` and
+    ``replace(cfg, seed=seeds[k])``: the same random draws in the same order, the same
+    Adam/schedule/EMA/clipping arithmetic. It agrees with that run, and with seed k trained
+    alone through this function (K = 1), to rounding, not bit for bit: the vmapped network's
+    batched matrix products round differently (float64, 20 steps: at most 1.2e-16 in a weight;
+    ``tests/test_ensemble.py`` asserts 1e-10).
 
     Args:
         models: K >= 1 models of one architecture, seed k's initial weights in ``models[k]``
@@ -202,7 +205,9 @@ def train_ensemble(
     window_n = 0
     metas = [read_checkpoint_meta(d) for d in dirs]
     if any(m is not None for m in metas):
-        steps_seen = {str(d): None if m is None else int(m["step"]) for d, m in zip(dirs, metas)}
+        steps_seen = {
+            str(d): None if m is None else int(m["step"]) for d, m in zip(dirs, metas, strict=True)
+        }
         if len(set(steps_seen.values())) != 1:
             raise CheckpointError(
                 f"the ensemble resumes only when every seed has a checkpoint of one step, got "
@@ -238,7 +243,9 @@ def train_ensemble(
 
     def check_window() -> None:
         if window_n and not bool(torch.isfinite(window).all()):
-            bad = [int(s) for s, w in zip(seeds, window.tolist()) if not math.isfinite(w)]
+            bad = [
+                int(s) for s, w in zip(seeds, window.tolist(), strict=True) if not math.isfinite(w)
+            ]
             raise TrainingDivergedError(
                 f"loss of seed(s) {bad} is not finite within steps {step - window_n + 1}-{step} "
                 f"(last checkpoints in {[str(d) for d in dirs]} kept)"
@@ -273,7 +280,7 @@ def train_ensemble(
         return cfg.max_seconds is None or elapsed < cfg.max_seconds
 
     show = progress and sys.stderr.isatty()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not show, desc="train x%d" % n_seeds)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not show, desc=f"train x{n_seeds}")
     t_start = time.perf_counter() - elapsed
     values: list[float] = []
     try:
@@ -287,7 +294,7 @@ def train_ensemble(
             losses = loss_fn(ensemble, x0, generators)
             if check_each_step or callback is not None:
                 values = [float(v) for v in losses.detach().tolist()]
-                bad = [int(s) for s, v in zip(seeds, values) if not math.isfinite(v)]
+                bad = [int(s) for s, v in zip(seeds, values, strict=True) if not math.isfinite(v)]
                 if bad:
                     raise TrainingDivergedError(
                         f"loss of seed(s) {bad} is not finite at step {step + 1} "
