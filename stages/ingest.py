@@ -22,11 +22,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from pipeline.data.dataset import catalogue_to_dataset, catalogue_to_geodataframe
 from pipeline.data.errors import CatalogueError
@@ -34,30 +31,9 @@ from pipeline.data.io import write_json, write_processed, write_rejects
 from pipeline.data.readers import read_raw
 from pipeline.data.registry import parse_catalogues
 from pipeline.data.validation import check_rejects, validate_table
+from stages.common import load_params, section
 
 SECTION = "ingest"
-
-
-def load_section(params_path: Path, section: str) -> Mapping[str, Any]:
-    """Load one top-level section of a params file.
-
-    Args:
-        params_path: The YAML params file.
-        section: Top-level key.
-
-    Returns:
-        The section mapping.
-
-    Raises:
-        CatalogueError: If the file is missing or has no such mapping section.
-    """
-    if not params_path.is_file():
-        raise CatalogueError(f"{params_path}: params file not found")
-    params = yaml.safe_load(params_path.read_text(encoding="utf-8")) or {}
-    value = params.get(section) if isinstance(params, dict) else None
-    if not isinstance(value, Mapping):
-        raise CatalogueError(f"{params_path}: no '{section}:' section")
-    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -78,15 +54,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     Raises:
         CatalogueError: On any input problem (unknown catalogue, bad file, too many rejects).
     """
-    section = load_section(args.params, SECTION)
-    specs = parse_catalogues(section.get("catalogues", {}))
+    params = section(load_params(args.params), SECTION, args.params)
+    specs = parse_catalogues(params.get("catalogues", {}))
     if args.catalogue not in specs:
         raise CatalogueError(
             f"{args.params}: unknown catalogue {args.catalogue!r}; known: {sorted(specs)}"
         )
-    if "max_reject_fraction" not in section:
+    if "max_reject_fraction" not in params:
         raise CatalogueError(f"{args.params}: missing ingest.max_reject_fraction")
-    max_reject_fraction = float(section["max_reject_fraction"])
+    max_reject_fraction = float(params["max_reject_fraction"])
     spec = specs[args.catalogue]
 
     start = time.perf_counter()
@@ -118,7 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.flows.stage import stage_main
 
     args = parse_args(argv)
-    return stage_main(lambda: run(args), f"ingest-{args.catalogue}", (CatalogueError,), "ingest")
+    expected = (
+        CatalogueError,
+        KeyError,
+        ValueError,
+        FileNotFoundError,
+    )  # ParamsError: a ValueError
+    return stage_main(lambda: run(args), f"ingest-{args.catalogue}", expected, "ingest")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ LAYERS: list[set[str]] = [
     {"models", "transition"},  # score networks; the forward transition (sampler, DSM target)
     {"losses", "likelihood", "sampling", "checkpoints", "normalization"},  # the engine
     {"ambient", "training"},  # seed-002 ambient DSM; the trainer
+    {"ensemble"},  # K seeds as one vectorised network (its trainer, its PF-ODE)
     {"ipf_config"},  # the ipf: part of a dsb config (checked by zoo, run by bridge)
     {"zoo"},  # the model variants
     {"network_fit"},  # one network of a variant fitted to one seed

@@ -15,16 +15,15 @@ import pytest
 
 from pipeline.geometry.coords import latlon_to_xyz
 from pipeline.geometry.vmf import vmf_logp_s2
-from pipeline.maps import (
+from pipeline.maps.figure import draw_density_map
+from pipeline.maps.grid import (
     UNIFORM_LOG_DENSITY,
-    OfflineDataError,
-    configure_offline_cartopy,
-    draw_density_map,
     grid_cell_areas,
     grid_normalization,
     latlon_grid,
-    write_density_netcdf,
 )
+from pipeline.maps.netcdf import write_density_netcdf
+from pipeline.maps.offline import OfflineDataError, configure_offline_cartopy
 
 NATURALEARTH = Path(__file__).resolve().parents[1] / "data" / "naturalearth"
 

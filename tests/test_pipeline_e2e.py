@@ -57,9 +57,11 @@ def _env() -> dict[str, str]:
     return env
 
 
-# The opt-in Langevin model rides along, so a dvc repro shows it in the summary and the report.
-TRAINED = ("rsgm", "ambient_rb", "rsgm_langevin")
-EVALUATED = ("rsgm", "ambient_rb_corrected", "rsgm_langevin")
+# The opt-in Langevin model and Schrödinger bridge ride along, so a dvc repro trains, evaluates
+# (and for the bridge maps) them and shows them in the summary and the report.
+TRAINED = ("rsgm", "ambient_rb", "rsgm_langevin", "dsb")
+EVALUATED = ("rsgm", "ambient_rb_corrected", "rsgm_langevin", "dsb")
+MAPPED = ("rsgm", "dsb")
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -94,7 +96,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["train"]["models"] = list(TRAINED)
     params["train"]["overrides"] = {}
     params["evaluate"]["models"] = list(EVALUATED)
-    params["maps"]["models"] = ["rsgm"]
+    params["maps"]["models"] = list(MAPPED)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _run(["git", "init", "-q"], root)
     _run([str(BIN / "dvc"), "init", "-q", "-f"], root)
@@ -128,7 +130,8 @@ def test_every_stage_ran_as_a_completed_flow_run(project: Path) -> None:
     expected = ["geometry", "summarize", "report", "so3_data"]
     expected += [f"so3-m4-{m}" for m in ("rsgm", "ambient_raw", "ambient_rb")]
     for cat in CATALOGUES:
-        expected += [f"ingest-{cat}", f"split-{cat}", f"maps-{cat}-rsgm"]
+        expected += [f"ingest-{cat}", f"split-{cat}"]
+        expected += [f"maps-{cat}-{m}" for m in MAPPED]
         expected += [f"train-{cat}-{m}" for m in TRAINED]
         expected += [f"train-config-{cat}-{m}" for m in TRAINED]
         expected += [f"evaluate-{cat}-{m}" for m in EVALUATED]
@@ -146,7 +149,8 @@ def test_repro_writes_every_artifact(project: Path) -> None:
             nlls = [r["test_nll"] for r in entry["per_seed"]]
             assert len(nlls) == 2 and all(math.isfinite(v) for v in nlls)
             # A barely trained model sits near its reference law: the uniform density's log 4π
-            # for Brownian motion, below it for the Riemannian normal fitted to the data.
+            # for Brownian motion (the bridge's ODE too), below it for the Riemannian normal
+            # fitted to the data.
             if model == "rsgm_langevin":
                 assert entry["mean"] < math.log(4 * math.pi)
             else:
@@ -154,7 +158,10 @@ def test_repro_writes_every_artifact(project: Path) -> None:
             assert entry["ci95"] == pytest.approx(12.706 * np.std(nlls, ddof=1) / math.sqrt(2))
         assert (project / f"data/processed/{cat}.nc").is_file()
         assert (project / f"data/models/{cat}/rsgm/seed1/ema.safetensors").is_file()
-        assert (project / f"reports/maps/{cat}/rsgm.png").is_file()
+        for model in MAPPED:
+            assert (project / f"reports/maps/{cat}/{model}.png").is_file()
+        # The bridge's folder: its fields per IPF iteration beside a dsb model card.
+        assert (project / f"data/models/{cat}/dsb/seed0/iter02/backward").is_dir()
     assert (project / "reports/report.html").is_file()
     report = (project / "reports/report.md").read_text(encoding="utf-8")
     assert "rsgm_langevin" in report and "## Langevin noising" in report

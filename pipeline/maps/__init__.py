@@ -7,24 +7,5 @@ steradian (the uniform density is ``-log 4π``); coastlines come from the Natura
 shapefiles shipped in the project, never from the network (:mod:`pipeline.maps.offline`).
 """
 
-from pipeline.maps.figure import PROJECTIONS, draw_density_map
-from pipeline.maps.grid import (
-    UNIFORM_LOG_DENSITY,
-    grid_cell_areas,
-    grid_normalization,
-    latlon_grid,
-)
-from pipeline.maps.netcdf import write_density_netcdf
-from pipeline.maps.offline import OfflineDataError, configure_offline_cartopy
-
-__all__ = [
-    "PROJECTIONS",
-    "UNIFORM_LOG_DENSITY",
-    "OfflineDataError",
-    "configure_offline_cartopy",
-    "draw_density_map",
-    "grid_cell_areas",
-    "grid_normalization",
-    "latlon_grid",
-    "write_density_netcdf",
-]
+# No re-exports: importing a submodule runs this file, and every name re-exported here
+# would put its module in the DVC code deps of each stage that imports any submodule.

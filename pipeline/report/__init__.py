@@ -14,41 +14,5 @@ module:
   ``report.html``.
 """
 
-from pipeline.report.build import ReportPaths, build_report
-from pipeline.report.loss_curves import draw_loss_curves
-from pipeline.report.nll_table import NllCell, NllRow, NllTable, build_nll_table, nll_table_markdown
-from pipeline.report.revisions import compare_revisions, read_summary_at_revision
-from pipeline.report.sections import VOLCANO_DISTINCT_POINTS, VOLCANO_ROWS
-from pipeline.report.summary import (
-    DEFAULT_SUMMARY_PATH,
-    seed_mean,
-    validate_summary,
-)
-from pipeline.report.versions import (
-    PreviousVersion,
-    VersionRow,
-    compare_versions,
-    format_version_rows,
-)
-
-__all__ = [
-    "DEFAULT_SUMMARY_PATH",
-    "VOLCANO_DISTINCT_POINTS",
-    "VOLCANO_ROWS",
-    "NllCell",
-    "NllRow",
-    "NllTable",
-    "PreviousVersion",
-    "ReportPaths",
-    "VersionRow",
-    "build_nll_table",
-    "build_report",
-    "compare_revisions",
-    "compare_versions",
-    "draw_loss_curves",
-    "format_version_rows",
-    "nll_table_markdown",
-    "read_summary_at_revision",
-    "seed_mean",
-    "validate_summary",
-]
+# No re-exports: importing a submodule runs this file, and every name re-exported here
+# would put its module in the DVC code deps of each stage that imports any submodule.

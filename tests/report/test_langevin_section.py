@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.report import build_report
+from pipeline.report.build import build_report
 from pipeline.report.langevin import langevin_blocks, paired_difference
 from tests.report.report_helpers import _entry, _summary
 
