@@ -16,6 +16,10 @@ from pipeline.stopping import check_stop
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 BaseLogp = Callable[[Tensor], Tensor]
+ErrorNorm = Callable[[tuple[Tensor, Tensor]], Tensor]
+
+#: torchdiffeq's adaptive methods (they take the ``norm`` option; fixed-grid ones do not).
+ADAPTIVE_METHODS = frozenset({"dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun"})
 
 
 def pf_ode_logp(
@@ -31,6 +35,7 @@ def pf_ode_logp(
     base: BaseLogp | None = None,
     batch_size: int | None = None,
     generator: torch.Generator | None = None,
+    norm: ErrorNorm | None = None,
 ) -> tuple[Tensor, int]:
     r"""Log-density of points under the model, by the probability-flow ODE.
 
@@ -65,6 +70,9 @@ def pf_ode_logp(
             (None: ``process.reference_logp``).
         batch_size: Points per ODE solve (None: all at once).
         generator: Generator for the Hutchinson probes.
+        norm: Error norm of the adaptive step control, ``(points (B, D), logp (B,)) ->
+            scalar`` (None: torchdiffeq's mixed RMS norm; ignored by fixed-grid methods).
+            :func:`pipeline.ensemble.ensemble_pf_ode_logp` passes a per-seed maximum.
 
     Returns:
         Tuple ``(logp, nfe)``: logp shape (N,), log-density in nats w.r.t. the Riemannian volume;
@@ -87,7 +95,7 @@ def pf_ode_logp(
     for start in range(0, x.shape[0], max(bs, 1)):
         lp, nfe = _solve(
             score_fn, process, x[start : start + bs], rtol, atol, method, t0, T, divergence,
-            base, generator,
+            base, generator, norm,
         )  # fmt: skip
         out.append(lp)
         nfes.append(nfe)
@@ -110,6 +118,7 @@ def _solve(
     divergence: DivergenceMethod,
     base: BaseLogp | None,
     generator: torch.Generator | None,
+    norm: ErrorNorm | None,
 ) -> tuple[Tensor, int]:
     nfe = 0
     probe_gen = generator
@@ -139,7 +148,8 @@ def _solve(
     ts = torch.tensor([t0, T], dtype=x.dtype, device=x.device)
     state0 = (manifold.projx(x.detach()), torch.zeros(x.shape[0], dtype=x.dtype, device=x.device))
     with torch.no_grad():
-        xs, ints = odeint(rhs, state0, ts, rtol=rtol, atol=atol, method=method)
+        options = {"norm": norm} if norm is not None and method in ADAPTIVE_METHODS else None
+        xs, ints = odeint(rhs, state0, ts, rtol=rtol, atol=atol, method=method, options=options)
     x_T = manifold.projx(xs[-1])
     base_lp = process.reference_logp(x_T) if base is None else base(x_T)
     return base_lp.to(x.dtype) + ints[-1], nfe

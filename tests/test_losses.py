@@ -171,3 +171,27 @@ def test_tabulated_target_is_s2_only() -> None:
 
     with pytest.raises(ValueError, match="S² only"):
         make_rsgm_loss({"target": "tabulated"}, BrownianMotion(SO3(), SCHED))
+
+
+@pytest.mark.parametrize("model", ["rsgm", "ambient_raw", "ambient_rb"])
+def test_default_losses_do_not_read_the_device_each_step(model: str) -> None:
+    """A GPU step with the params.yaml recipe needs no host sync.
+
+    Meta tensors hold no data, so any host read (``bool``/``item``/``float``: a sync per step
+    on a GPU) raises; the loss and its backward pass run on them end to end.
+    """
+    from pathlib import Path
+
+    import yaml
+
+    from pipeline import zoo
+    from stages.train_config import model_config
+
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    cfg = model_config(params["train"], "earthquake", model)
+    manifold = zoo.build_manifold(cfg.get("manifold"))
+    loss_fn = zoo.build_loss(model, cfg, manifold, zoo.build_schedule(cfg["schedule"]))
+    net = zoo.build_network(model, cfg, manifold, seed=0).to("meta")
+    loss = loss_fn(net, torch.empty(16, 3, device="meta"), None)
+    loss.backward()
+    assert loss.shape == () and loss.device.type == "meta"

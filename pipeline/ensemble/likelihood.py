@@ -25,18 +25,13 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchdiffeq import odeint
 
 from pipeline.ensemble.stack import EnsembleField
-from pipeline.likelihood import BaseLogp
-from pipeline.models.divergence import DivergenceMethod, manifold_divergence
+from pipeline.likelihood import BaseLogp, pf_ode_logp
+from pipeline.models.divergence import DivergenceMethod
 from pipeline.sde.process import ForwardProcess
-from pipeline.stopping import check_stop
 
 __all__ = ["ensemble_pf_ode_logp"]
-
-#: torchdiffeq's adaptive methods (they take the ``norm`` option; fixed-grid ones do not).
-ADAPTIVE_METHODS = frozenset({"dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun"})
 
 
 def ensemble_pf_ode_logp(
@@ -84,83 +79,36 @@ def ensemble_pf_ode_logp(
     """
     if x.dim() != 3 or x.shape[0] < 1:
         raise ValueError(f"x must have shape (K, N, D) with K >= 1, got {tuple(x.shape)}")
-    T = process.T
-    if not 0.0 <= t0 < T:
-        raise ValueError(f"need 0 <= t0 < T, got t0={t0}, T={T}")
-    if divergence not in ("exact", "hutchinson"):
-        raise ValueError(f"divergence must be 'exact' or 'hutchinson', got {divergence!r}")
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    n = x.shape[1]
+    n_seeds, n, dim = x.shape
     bs = n if batch_size is None else int(batch_size)
     out: list[Tensor] = []
     nfes: list[int] = []
-    for start in range(0, n, max(bs, 1)):
+    for start in range(0, n, bs):
         chunk = x[:, start : start + bs]
-        lp, nfe = _solve(field, process, chunk, rtol, atol, method, t0, divergence, base, generator)
-        out.append(lp)
+        m = chunk.shape[1]
+
+        def stacked_score(z: Tensor, t: Tensor, m: int = m) -> Tensor:
+            return field(z.reshape(n_seeds, m, dim), t.reshape(n_seeds, m)).reshape(-1, dim)
+
+        def per_seed_norm(state: tuple[Tensor, Tensor], m: int = m) -> Tensor:
+            """The largest of the seeds' own (mixed RMS) error norms."""
+            ys, lps = state
+            rms_y = ys.reshape(n_seeds, -1).pow(2).mean(-1).sqrt()
+            rms_lp = lps.reshape(n_seeds, -1).pow(2).mean(-1).sqrt()
+            return torch.maximum(rms_y, rms_lp).max()
+
+        try:
+            lp, nfe = pf_ode_logp(
+                stacked_score, process, chunk.reshape(-1, dim), rtol=rtol, atol=atol,
+                method=method, t0=t0, divergence=divergence, base=base, generator=generator,
+                norm=per_seed_norm,
+            )  # fmt: skip
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc} (the {n_seeds} seeds' points stacked)") from None
+        out.append(lp.reshape(n_seeds, m))
         nfes.append(nfe)
-    logp = torch.cat(out, dim=1) if out else x.new_zeros(x.shape[0], 0)
-    if not torch.isfinite(logp).all():
-        bad = (~torch.isfinite(logp)).sum(dim=1).tolist()
-        raise RuntimeError(f"PF-ODE log-likelihood is not finite for {bad} points per seed")
-    return logp, round(sum(nfes) / max(len(nfes), 1))
-
-
-def _solve(
-    field: EnsembleField,
-    process: ForwardProcess,
-    x: Tensor,
-    rtol: float,
-    atol: float,
-    method: str,
-    t0: float,
-    divergence: DivergenceMethod,
-    base: BaseLogp | None,
-    generator: torch.Generator | None,
-) -> tuple[Tensor, int]:
-    """One stacked solve of x (K, n, D); returns logp (K, n) and the field evaluations."""
-    n_seeds, n, dim = x.shape
-    manifold = process.manifold
-
-    def stacked_score(z: Tensor, t: Tensor) -> Tensor:
-        return field(z.reshape(n_seeds, n, dim), t.reshape(n_seeds, n)).reshape(-1, dim)
-
-    flow = process.reverse(stacked_score, probability_flow=True)
-    nfe = 0
-    probe_gen = generator
-    if divergence == "hutchinson" and probe_gen is None:
-        probe_gen = torch.Generator(device=x.device).manual_seed(0)
-    probe_state = probe_gen.get_state() if divergence == "hutchinson" and probe_gen else None
-
-    def rhs(t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        nonlocal nfe
-        nfe += 1
-        check_stop("PF-ODE")
-        y = state[0].detach()
-        tb = t.to(y.dtype).expand(y.shape[0])
-
-        def drift(z: Tensor) -> Tensor:
-            return flow.drift(manifold.projx(z), tb)
-
-        if probe_gen is not None and probe_state is not None:
-            probe_gen.set_state(probe_state)  # one probe along the whole path
-        v, div = manifold_divergence(drift, y, manifold, method=divergence, generator=probe_gen)
-        return v.detach(), div.detach()
-
-    def per_seed_norm(state: tuple[Tensor, Tensor]) -> Tensor:
-        """The largest of the seeds' own (mixed RMS) error norms."""
-        ys, lps = state
-        rms_y = ys.reshape(n_seeds, -1).pow(2).mean(-1).sqrt()
-        rms_lp = lps.reshape(n_seeds, -1).pow(2).mean(-1).sqrt()
-        return torch.maximum(rms_y, rms_lp).max()
-
-    options = {"norm": per_seed_norm} if method in ADAPTIVE_METHODS else None
-    ts = torch.tensor([t0, process.T], dtype=x.dtype, device=x.device)
-    flat = manifold.projx(x.reshape(-1, dim).detach())
-    state0 = (flat, torch.zeros(flat.shape[0], dtype=x.dtype, device=x.device))
-    with torch.no_grad():
-        xs, ints = odeint(rhs, state0, ts, rtol=rtol, atol=atol, method=method, options=options)
-    x_T = manifold.projx(xs[-1])
-    base_lp = process.reference_logp(x_T) if base is None else base(x_T)
-    return (base_lp.to(x.dtype) + ints[-1]).reshape(n_seeds, n), nfe
+    if not out:
+        return x.new_zeros(n_seeds, 0), 0
+    return torch.cat(out, dim=1), round(sum(nfes) / max(len(nfes), 1))

@@ -121,3 +121,10 @@ def test_table_sampler_float32_and_bounds() -> None:
     x = sampler(x0, s, g)
     assert x.dtype == torch.float32 and torch.isfinite(x).all()
     assert (x.norm(dim=-1) - 1).abs().max() < 1e-6
+
+
+def test_table_sampler_off_the_cpu_never_reads_the_device() -> None:
+    # Meta tensors hold no data, so any host read (a per-step GPU sync) would raise here.
+    sampler = HeatKernelSampler(n_s=8, n_v=16, device="meta")
+    out = sampler.sample(torch.empty(8, 3, device="meta"), torch.empty(8, device="meta"))
+    assert out.shape == (8, 3) and out.device.type == "meta"

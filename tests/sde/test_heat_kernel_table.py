@@ -72,3 +72,12 @@ def test_errors() -> None:
         TABLE(x, x0[:3], s)
     with pytest.raises(ValueError, match="> 0"):
         TABLE(x, x0, torch.zeros(4, dtype=torch.float64))
+
+
+def test_off_the_cpu_a_call_never_reads_the_device() -> None:
+    # Meta tensors hold no data: any host read (bool(), item(), float()) raises, so this
+    # proves the training path's target has no per-step host synchronisation on a GPU.
+    table = HeatKernelScoreTable(S_MIN, S_MAX, n_log_s=9, n_theta=17, device="meta")
+    x = torch.empty(8, 3, device="meta")
+    out = table(x, torch.empty(8, 3, device="meta"), torch.empty(8, device="meta"))
+    assert out.shape == (8, 3) and out.device.type == "meta"
