@@ -149,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         "whose step count fills it (steps/s measured on a 300-step warm-up run), so the "
         "learning rate anneals to 0 at the end of each budget",
     )
+    ap.add_argument(
+        "--steps-per-s",
+        type=float,
+        default=None,
+        help="wsd/cosine: the step rate that sets each budget's steps, instead of the probe "
+        "(the quiet machine's rate, when the benchmark shares the cores with other work)",
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the dataset is stored")
     ap.add_argument("--workdir", type=Path, default=None, help="checkpoints (default: temp)")
@@ -194,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     print("minutes  steps  ms/step   loss     NLL     gap   s/1000pts  NFE", flush=True)
     initial = copy.deepcopy(model.state_dict())
     steps_per_s = 0.0
-    if args.lr_schedule != "constant":
+    if args.lr_schedule != "constant" and args.steps_per_s is not None:
+        steps_per_s = args.steps_per_s
+        print(f"{args.lr_schedule}: {steps_per_s:.0f} steps/s given (--steps-per-s)")
+    elif args.lr_schedule != "constant":
         # One loss call first: it builds the target's table (about 1.4 s), which the step rate
         # must not include (it did until 2026-12-06: budgets came out 0.4x too short).
         loss_fn(model, data["train"][:512].float(), torch.Generator().manual_seed(0))
