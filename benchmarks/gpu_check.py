@@ -14,7 +14,10 @@ Prints, for the device it runs on (``--device``, default CUDA when available):
    against one stacked solve (:func:`pipeline.ensemble.ensemble_pf_ode_logp`, the step shared,
    passing every seed's own error test), the ratio, and the largest |ΔNLL| between them;
 4. the earthquake seed-0 test NLL after ``--steps`` steps of the CPU-size config (one seed,
-   :func:`pipeline.training.train`), and its PF-ODE seconds per 1000 points.
+   :func:`pipeline.training.train`), and its PF-ODE seconds per 1000 points;
+5. the ``paper`` profile's plan from those numbers (:func:`paper_plan`): GPU-hours of the
+   published protocol (4 catalogues × 3 trained models × 5 seeds × the profile's steps, plus
+   the evaluation's PF-ODE solves) and the steps per seed that fit in 2 hours.
 
 Needs only the git-tracked files: it ingests and splits earthquake itself when
 ``data/processed/earthquake.nc`` is missing. Within 8 minutes on one H200-class GPU with the
@@ -76,6 +79,55 @@ def _data(catalogue: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 ENSEMBLE_K = 5
+#: The published protocol: catalogues x trained model kinds x seeds (DESIGN.md).
+PAPER_CATALOGUES = ("volcano", "earthquake", "flood", "fire")
+PAPER_TRAINED_MODELS = 3
+PAPER_EVALUATED_MODELS = 4  # ambient_rb_corrected is evaluated on ambient_rb's weights
+PAPER_SEEDS = 5
+BUDGET_HOURS = 2.0
+
+
+def eval_points_per_seed() -> int:
+    """Test + validation points of one seed over the four catalogues (published splits)."""
+    total = 0
+    for catalogue in PAPER_CATALOGUES:
+        path = ROOT / f"data/published_splits/{catalogue}_rsgm_splits_seed0-4.csv"
+        with path.open() as fh:
+            next(fh)
+            total += sum(1 for line in fh if line.split(",")[1].strip() in ("test", "val"))
+    return total
+
+
+def paper_plan(
+    ms_per_seed_step: float,
+    ode_s_per_1000: float,
+    steps: int,
+    *,
+    eval_points: int,
+    grid_points: int,
+    budget_hours: float = BUDGET_HOURS,
+) -> dict[str, float]:
+    """GPU-hours of the published protocol from measured unit costs, and the steps that fit.
+
+    Training: catalogues x trained models x seeds x ``steps`` seed-steps at
+    ``ms_per_seed_step`` (the ambient models' step taken at rsgm's: on the CPU it is 0.9x).
+    Evaluation: the PF-ODE of every evaluated model and seed on the test + validation points
+    (``eval_points`` per seed over the catalogues) plus the normalisation grid of every seed
+    (``grid_points`` per catalogue, model and seed), at ``ode_s_per_1000``.
+
+    Returns:
+        Training, evaluation and total hours, and the largest step count per seed (rounded
+        down to 1000) whose total fits ``budget_hours``.
+    """
+    runs = len(PAPER_CATALOGUES) * PAPER_TRAINED_MODELS * PAPER_SEEDS
+    train_h = runs * steps * ms_per_seed_step / 3.6e6
+    points = PAPER_EVALUATED_MODELS * PAPER_SEEDS * eval_points
+    points += len(PAPER_CATALOGUES) * PAPER_EVALUATED_MODELS * PAPER_SEEDS * grid_points
+    eval_h = points / 1000 * ode_s_per_1000 / 3600
+    spare_ms = max(budget_hours - eval_h, 0.0) * 3.6e6
+    fit_steps = int(spare_ms / (runs * ms_per_seed_step) // 1000 * 1000)
+    return {"train_hours": train_h, "eval_hours": eval_h, "total_hours": train_h + eval_h,
+            "steps_within_budget": fit_steps}  # fmt: skip
 
 
 def _sync(device: str) -> None:
@@ -246,6 +298,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     record.update(pf_ode_seconds_per_1000=1000 * seconds / len(test_x), nfe=nfe,
                   steps=args.steps, test_nll=nll)  # fmt: skip
+    paper_steps = int(paper["rsgm"]["optim"]["steps"])
+    grid = params["evaluate"]["normalization_grid"]
+    best_ms = min(record["ms_per_step_paper"], record["ensemble_ms_per_seed_step_paper"])
+    # The PF-ODE was timed at the CPU size; at the paper size each evaluation costs about the
+    # ratio of the two sizes' training steps more.
+    size_ratio = record["ms_per_step_paper"] / record["ms_per_step_cpu"]
+    plan = paper_plan(
+        float(best_ms), 1000 * seconds / len(test_x) * float(size_ratio), paper_steps,
+        eval_points=eval_points_per_seed(), grid_points=int(grid[0]) * int(grid[1]),
+    )  # fmt: skip
+    print(
+        f"paper protocol ({len(PAPER_CATALOGUES)} catalogues x {PAPER_TRAINED_MODELS} models x "
+        f"{PAPER_SEEDS} seeds x {paper_steps} steps at {best_ms:.3f} ms per seed-step, the "
+        f"faster of sequential and K={ENSEMBLE_K}): training {plan['train_hours']:.2f} h + "
+        f"evaluation {plan['eval_hours']:.2f} h = {plan['total_hours']:.2f} h; steps per seed "
+        f"within {BUDGET_HOURS:g} h: {plan['steps_within_budget']}"
+    )
+    record.update({f"plan_{k}": v for k, v in plan.items()})
     if args.out is not None:
         args.out.write_text(json.dumps(record, indent=1) + "\n")
     return 0
