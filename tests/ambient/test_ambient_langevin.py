@@ -14,9 +14,9 @@ from pipeline.ambient.langevin import (
     equilibrium_quadrature,
     heat_smoothed_mean,
     heat_smoothed_stats,
-    langevin_equilibrium,
     rb_drift,
 )
+from pipeline.ambient.langevin_simulation import langevin_equilibrium
 from pipeline.geometry import Sphere
 from pipeline.geometry.vmf import vmf_mean_resultant
 

@@ -18,9 +18,9 @@ from pipeline.ambient.langevin import (
     heat_smoothed_log_density,
     heat_smoothed_mean,
     heat_smoothed_stats,
-    langevin_equilibrium,
     rb_drift,
 )
+from pipeline.ambient.langevin_simulation import langevin_equilibrium
 from pipeline.ambient.posterior import FloatArray, raw_tangent_factor_vmf
 from pipeline.geometry.sphere import Sphere
 
