@@ -28,10 +28,10 @@ from pipeline.report.sections import (
     geometry_blocks,
     glance_blocks,
     nll_blocks,
-    version_blocks,
 )
 from pipeline.report.so3 import so3_blocks
 from pipeline.report.summary import catalogue_order, validate_summary
+from pipeline.report.version_section import version_blocks
 from pipeline.report.versions import PreviousVersion
 
 __all__ = ["ReportPaths", "build_report"]

@@ -122,7 +122,7 @@ def test_auto_compares_with_the_latest_different_results_never_itself(tmp_path: 
     first = previous_version(only, "auto", _summary())
     assert first.summary is None and "different from this run's" in first.note
     assert first.same_as == 1  # ...and it has this run's results: nothing moved
-    from pipeline.report.sections import version_blocks
+    from pipeline.report.version_section import version_blocks
 
     text = version_blocks(_summary(), first)[0].markdown  # type: ignore[union-attr]
     assert text.startswith("Every model's per-seed test NLLs equal those of all 1 committed")
