@@ -85,19 +85,20 @@ def ensemble_pf_ode_logp(
     bs = n if batch_size is None else int(batch_size)
     out: list[Tensor] = []
     nfes: list[int] = []
+
+    def per_seed_norm(state: tuple[Tensor, Tensor]) -> Tensor:
+        """The largest of the seeds' own (mixed RMS) error norms."""
+        ys, lps = state
+        rms_y = ys.reshape(n_seeds, -1).pow(2).mean(-1).sqrt()
+        rms_lp = lps.reshape(n_seeds, -1).pow(2).mean(-1).sqrt()
+        return torch.maximum(rms_y, rms_lp).max()
+
     for start in range(0, n, bs):
         chunk = x[:, start : start + bs]
         m = chunk.shape[1]
 
         def stacked_score(z: Tensor, t: Tensor, m: int = m) -> Tensor:
             return field(z.reshape(n_seeds, m, dim), t.reshape(n_seeds, m)).reshape(-1, dim)
-
-        def per_seed_norm(state: tuple[Tensor, Tensor], m: int = m) -> Tensor:
-            """The largest of the seeds' own (mixed RMS) error norms."""
-            ys, lps = state
-            rms_y = ys.reshape(n_seeds, -1).pow(2).mean(-1).sqrt()
-            rms_lp = lps.reshape(n_seeds, -1).pow(2).mean(-1).sqrt()
-            return torch.maximum(rms_y, rms_lp).max()
 
         try:
             lp, nfe = pf_ode_logp(
