@@ -28,6 +28,7 @@ from typing import cast
 import torch
 from torch import Tensor
 
+from pipeline.atomic import atomic_write
 from pipeline.geometry import Sphere
 from pipeline.geometry.vmf import sample_vmf_rows, vmf_logp_s2_torch
 from pipeline.likelihood import pf_ode_logp
@@ -106,7 +107,6 @@ def make_dataset(seed: int, n_train: int, n_test: int) -> dict[str, Tensor]:
 
 def store_dataset(data: dict[str, Tensor], path: Path) -> None:
     """Write the points and their true log-density as CSV (split,x,y,z,true_logp)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     for split in ("train", "test"):
         x = data[split]
@@ -115,9 +115,8 @@ def store_dataset(data: dict[str, Tensor], path: Path) -> None:
             rows.append(f"{split},{p[0]:.12f},{p[1]:.12f},{p[2]:.12f},{v:.10f}")
     header = "# vMF mixture on S2; kappas=" + ";".join(f"{k:g}" for k in KAPPAS)
     text = header + "\nsplit,x,y,z,true_logp\n" + "\n".join(rows) + "\n"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    # A unique temporary file: two runs started together write the same dataset.
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,18 +23,14 @@ from torch import Tensor, nn
 
 from pipeline import zoo
 from pipeline.bridge.ipf import load_bridge
+from pipeline.devices import resolve_device
 from pipeline.geometry import Manifold
 from pipeline.likelihood import pf_ode_logp, sphere_grid
 from pipeline.sampling import reverse_geodesic_random_walk
 from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.process import ForwardProcess
 from pipeline.sde.schedules import BetaSchedule
-from pipeline.training import (
-    MODEL_CARD_FILE,
-    CheckpointError,
-    load_checkpoint_weights,
-    resolve_device,
-)
+from pipeline.training import MODEL_CARD_FILE, CheckpointError, load_checkpoint_weights
 
 
 @dataclass

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from pipeline.training import TrainConfig
+from pipeline.train_config import TrainConfig
 
 __all__ = ["DSB_IPF_KEY", "IPFConfig", "IPFLoss", "dsb_parts", "ipf_config"]
 

@@ -1,23 +1,24 @@
 """The trainer: Adam, warm-up + constant/cosine/WSD learning rate, EMA, resumable checkpoints.
 
-Checkpoints (their files and checks) are :mod:`pipeline.checkpoints`. Nothing in a checkpoint
-holds a wall-clock value (the training seconds are returned in :class:`TrainResult`, for a
-``cache: false`` timings file), so an identical retrain gives identical bytes and DVC skips
-what depends on it; only a run with ``max_seconds`` records its elapsed seconds, since its
-resume needs them. A stop request (:mod:`pipeline.stopping`) is polled after every step: the
-trainer writes a checkpoint of that step and raises :class:`~pipeline.stopping.StopRequested`.
+Its settings and learning-rate schedule are :mod:`pipeline.train_config`, its device choice
+:mod:`pipeline.devices`, checkpoints (their files and checks) :mod:`pipeline.checkpoints`.
+Nothing in a checkpoint holds a wall-clock value (the training seconds are returned in
+:class:`TrainResult`, for a ``cache: false`` timings file), so an identical retrain gives
+identical bytes and DVC skips what depends on it; only a run with ``max_seconds`` records its
+elapsed seconds, since its resume needs them. A stop request (:mod:`pipeline.stopping`) is
+polled after every step: the trainer writes a checkpoint of that step and raises
+:class:`~pipeline.stopping.StopRequested`.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -36,8 +37,10 @@ from pipeline.checkpoints import (
     save_checkpoint,
     write_model_card,
 )
+from pipeline.devices import checks_are_free, resolve_device
 from pipeline.models.ema import EMA
 from pipeline.stopping import StopRequested, stop_requested
+from pipeline.train_config import TrainConfig, lr_factor
 
 __all__ = [
     "EMA_FILE",
@@ -67,114 +70,6 @@ class TrainingDivergedError(RuntimeError):
 
 
 @dataclass
-class TrainConfig:
-    """Trainer settings (maps one-to-one onto a ``params.yaml`` section).
-
-    Attributes:
-        steps: Maximum number of optimisation steps (also sets the decay's end).
-        max_seconds: Optional wall-clock budget (seconds of training, summed over resumes);
-            training stops at whichever of ``steps``/``max_seconds`` comes first. Not
-            deterministic: use ``steps`` when bit-reproducibility matters.
-        batch_size: Points per step (drawn with replacement).
-        lr: Peak learning rate of Adam.
-        warmup_steps: Linear warm-up length.
-        lr_schedule: ``"constant"``, ``"cosine"`` (decay to 0 at ``steps``) or ``"wsd"``
-            (warm-up, stable, decay: constant, then linear to 0 over the last
-            ``decay_fraction`` of ``steps``).
-        decay_fraction: The share of ``steps`` that ``"wsd"`` decays over, in (0, 1].
-        ema_decay: EMA decay.
-        grad_clip: Max global gradient norm (None or <= 0 disables).
-        checkpoint_every: Steps between checkpoints (a final one is always written).
-        log_every: Steps averaged into one loss-history entry.
-        seed: Seed of the initialisation-independent randomness (batches, noise, t).
-        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
-    """
-
-    steps: int = 10_000
-    max_seconds: float | None = None
-    batch_size: int = 512
-    lr: float = 5e-4
-    warmup_steps: int = 100
-    lr_schedule: Literal["cosine", "constant", "wsd"] = "constant"
-    decay_fraction: float = 0.2
-    ema_decay: float = 0.999
-    grad_clip: float | None = None
-    checkpoint_every: int = 1000
-    log_every: int = 100
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        for name, low in (
-            ("steps", 0),
-            ("batch_size", 1),
-            ("checkpoint_every", 1),
-            ("log_every", 1),
-            ("warmup_steps", 0),
-        ):
-            if getattr(self, name) < low:
-                raise ValueError(
-                    f"trainer key {name!r}: expected >= {low}, got {getattr(self, name)}"
-                )
-        if not self.lr > 0:
-            raise ValueError(f"trainer key 'lr': expected a number > 0, got {self.lr}")
-        if self.lr_schedule not in ("cosine", "constant", "wsd"):
-            raise ValueError(
-                f"lr_schedule must be 'cosine', 'constant' or 'wsd', got {self.lr_schedule!r}"
-            )
-        if not 0.0 < self.decay_fraction <= 1.0:
-            raise ValueError(
-                f"trainer key 'decay_fraction': expected a number in (0, 1], "
-                f"got {self.decay_fraction}"
-            )
-
-    @classmethod
-    def from_dict(cls, cfg: dict[str, Any]) -> TrainConfig:
-        """Build from a plain dict, rejecting unknown keys.
-
-        Args:
-            cfg: Mapping of field names to values.
-
-        Returns:
-            The config.
-
-        Raises:
-            ValueError: On an unknown key.
-        """
-        fields = cls.__dataclass_fields__
-        values: dict[str, Any] = {}
-        for key, value in cfg.items():
-            if key not in fields:
-                near = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
-                hint = f"; did you mean {near[0]!r}?" if near else f"; known: {sorted(fields)}"
-                raise ValueError(f"unknown trainer key {key!r}{hint}")
-            values[key] = _coerce(key, value, fields[key].default)
-        return cls(**values)
-
-
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """``value`` as the type of the field's default (numbers may come as YAML strings)."""
-    if value is None or isinstance(default, str):
-        return value
-    try:
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise TypeError
-            return value
-        if isinstance(default, int):
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise TypeError
-            return int(value)
-        if isinstance(default, float) or default is None:
-            if isinstance(value, bool):
-                raise TypeError
-            return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"trainer key {key!r}: expected a number, got {value!r}") from None
-    return value
-
-
-@dataclass
 class TrainResult:
     """Outcome of :func:`train`.
 
@@ -193,44 +88,6 @@ class TrainResult:
     ema_state: dict[str, Tensor]
     out_dir: Path
     resumed_from: int = 0
-
-
-def resolve_device(device: str) -> torch.device:
-    """Map ``"auto"`` to CUDA when available, else CPU.
-
-    Args:
-        device: ``"auto"`` or a torch device string.
-
-    Returns:
-        The device.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Learning-rate multiplier at a step: linear warm-up, then constant, cosine to 0, or
-    constant until the last ``decay_fraction`` of the steps and linear to 0 over them (wsd).
-
-    Args:
-        step: Optimiser step index (0-based).
-        cfg: Trainer config.
-
-    Returns:
-        Multiplier in [0, 1].
-    """
-    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    if cfg.lr_schedule == "constant":
-        return 1.0
-    if cfg.lr_schedule == "wsd":
-        decay_steps = max(round(cfg.decay_fraction * cfg.steps), 1)
-        left = cfg.steps - step  # steps still to take, this one included
-        return 1.0 if left > decay_steps else max(left, 0) / decay_steps
-    span = max(cfg.steps - cfg.warmup_steps, 1)
-    progress = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def train(
@@ -323,7 +180,7 @@ def train(
     # The loss window is summed on the device in float64 (the same additions as Python floats),
     # so a step needs no host sync; on CPU a float() costs nothing and each step is checked.
     window = torch.tensor(window_sum, dtype=torch.float64, device=device)
-    check_each_step = device.type == "cpu"
+    check_each_step = checks_are_free(device)
 
     def check_window() -> None:
         """Raise if a loss since the last check was NaN/inf (they poison the window's sum)."""

@@ -31,6 +31,8 @@ LAYERS: list[set[str]] = [
         "gitio",
         "params_file",
         "numerics",
+        "devices",
+        "train_config",
     },
     {"sde", "data", "params_schema", "metrics", "so3", "mmd"},  # noising; catalogues; checks; SO(3)
     {"models", "transition"},  # score networks; the forward transition (sampler, DSM target)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from pipeline.devices import require_positive
 from pipeline.geometry.manifold import Manifold
 
 
@@ -23,9 +24,7 @@ def _check_sigma(z: Tensor, sigma: Tensor) -> Tensor:
         raise ValueError(
             f"sigma must have shape ({z.shape[0]},) or be a scalar, got {tuple(sigma.shape)}"
         )
-    # Checked on a CPU only: elsewhere the check is a host sync per training step.
-    if sigma.device.type == "cpu" and bool((sigma <= 0).any()):
-        raise ValueError("noise levels sigma must be > 0")
+    require_positive(sigma, "noise levels sigma must be > 0")
     return sigma
 
 

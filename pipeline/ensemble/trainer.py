@@ -39,16 +39,12 @@ from pipeline.checkpoints import (
     read_checkpoint_meta,
     save_checkpoint,
 )
+from pipeline.devices import checks_are_free, resolve_device
 from pipeline.ensemble.stack import SeedEnsemble
 from pipeline.models.ema import EMA
 from pipeline.stopping import StopRequested, stop_requested
-from pipeline.training import (
-    TrainConfig,
-    TrainingDivergedError,
-    TrainResult,
-    lr_factor,
-    resolve_device,
-)
+from pipeline.train_config import TrainConfig, lr_factor
+from pipeline.training import TrainingDivergedError, TrainResult
 
 __all__ = ["EnsembleLossFn", "train_ensemble"]
 
@@ -239,7 +235,7 @@ def train_ensemble(
         ).to(device)
         window_n = int(meta0["window_n"])
     resumed_from = step
-    check_each_step = device.type == "cpu"
+    check_each_step = checks_are_free(device)
 
     def check_window() -> None:
         if window_n and not bool(torch.isfinite(window).all()):

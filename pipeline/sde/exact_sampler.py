@@ -20,6 +20,7 @@ import math
 import torch
 from torch import Tensor
 
+from pipeline.devices import require_positive
 from pipeline.numerics import composite_gauss_legendre, rejection_sample
 from pipeline.sde.heat_kernel import _logp_dlogp_theta
 
@@ -200,9 +201,7 @@ class HeatKernelSampler:
             raise ValueError(f"x0 must have shape (N, 3), got {tuple(x0.shape)}")
         s_t = torch.as_tensor(s, device=self.device)
         s_t = s_t.expand(x0.shape[0]) if s_t.ndim == 0 else s_t.reshape(-1)
-        # Checked on a CPU only: elsewhere the check is a host sync per training step.
-        if s_t.device.type == "cpu" and bool((s_t <= 0).any()):
-            raise ValueError("heat time s must be > 0")
+        require_positive(s_t, "heat time s must be > 0")
         theta = self.sample_angle(s_t, generator)
         xd = x0.to(self.dtype)
         z = torch.randn(xd.shape, dtype=self.dtype, device=self.device, generator=generator)

@@ -27,6 +27,7 @@ import math
 import torch
 from torch import Tensor
 
+from pipeline.devices import checks_are_free, require_positive
 from pipeline.sde.heat_kernel import _logp_dlogp_theta, heat_kernel_score
 
 #: Grid sizes measured in ``benchmarks/tabulated_target.py``.
@@ -125,9 +126,7 @@ class HeatKernelScoreTable:
                 f"{tuple(x0.shape)}, {tuple(s.shape)}"
             )
         s_d = s.to(torch.float64)
-        checked = s_d.device.type == "cpu"  # elsewhere a check is a host sync per step
-        if checked and bool((s_d <= 0).any()):
-            raise ValueError("heat time s must be > 0")
+        require_positive(s_d, "heat time s must be > 0")
         xd, x0d = x.to(torch.float64), x0.to(torch.float64)
         diff = x0d - xd
         tangent = diff - (xd * diff).sum(-1, keepdim=True) * xd
@@ -135,7 +134,7 @@ class HeatKernelScoreTable:
         sinc_inv = torch.where(theta > 1e-12, theta / torch.sin(theta).clamp_min(1e-300), 1.0)
         factor = self.h(theta, s_d) * sinc_inv / s_d
         out = (factor.unsqueeze(-1) * tangent).to(x.dtype)
-        if checked:
+        if checks_are_free(s_d.device):
             outside = (s_d < self.s_min) | (s_d > self.s_max)
             if bool(outside.any()):
                 out[outside] = heat_kernel_score(x[outside], x0[outside], s[outside])
