@@ -34,7 +34,7 @@ class IPFConfig:
             (each cached row seen about once): the implicit loss overfits a small cache (on a
             short-horizon vMF mixture, 1000 × 50 rows for 1500 × 256 draws turned the NLL from
             1.03 to 1.65 nats with f = 0; 8000 × 50 rows gave 1.07).
-        train: :class:`~pipeline.training.TrainConfig` fields for every field of iterations
+        train: :class:`~pipeline.train_config.TrainConfig` fields for every field of iterations
             >= 2, over the RSGM config's ``optim`` (``seed`` is set per field).
         loss: ``"implicit"`` or ``"mean_matching"``.
         seed: Seeds iteration 1 (as ``fit_seed``'s seed) and, offset per field, the

@@ -50,7 +50,7 @@ OPTIM = Section(
         "device": _DEVICE,
     }
 )
-"""``optim``: the fields of :class:`pipeline.training.TrainConfig` but ``seed`` (tested)."""
+"""``optim``: the fields of :class:`pipeline.train_config.TrainConfig` but ``seed`` (tested)."""
 
 NETWORK = Section(
     {

@@ -2,7 +2,7 @@ r"""The seed-ensemble trainer: K seeds of one config trained as one vectorised n
 
 :func:`train_ensemble` is :func:`pipeline.training.train` for K seeds at once. The K models'
 parameters are stacked (:class:`~pipeline.ensemble.stack.SeedEnsemble`) and one Adam, one
-learning-rate schedule (:func:`pipeline.training.lr_factor`) and one stacked EMA run over the
+learning-rate schedule (:func:`pipeline.train_config.lr_factor`) and one stacked EMA run over the
 stacked tensors; all three are elementwise, so seed k's slice follows exactly the arithmetic
 of its own optimiser, schedule and EMA. What stays per seed: the initial weights (from
 ``models[k]``), the training data, a ``torch.Generator`` seeded with ``seeds[k]`` that alone
