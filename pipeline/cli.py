@@ -3,9 +3,13 @@
 Sub-commands are thin: each parses its arguments and calls the library. Heavy imports
 (torch, prefect, cartopy) happen inside the sub-command so ``geosgm --help`` stays fast.
 
-Exit codes: 0 success, 1 a failure of the work itself (a stage failed, bad input),
-2 a usage error (argparse), 3 ``refresh`` found the lock held, 130/143 interrupted by
-SIGINT/SIGTERM.
+Exit codes: 0 success, 1 a failure of the work itself (a stage failed, bad input, a corrupt
+``reports/summary.json``), 2 a usage error (argparse, an unknown profile, a revision that
+begins with ``-``), 3 ``refresh`` found the lock held, 130/143 interrupted by SIGINT/SIGTERM.
+Errors are one line on stderr, ``geosgm <command>: ...``, without a traceback.
+
+A closed stdout (``geosgm compare A B | head -1``) is not an error: the command stops writing
+and exits 0 quietly (rather than the shell's 141 for SIGPIPE), whatever the sub-command.
 
 Stopping: ``run``, ``refresh`` and ``serve`` run under :func:`pipeline.process_group.supervise`:
 SIGINT/SIGTERM is forwarded to every process they started (``dvc repro``, the stages and
@@ -24,9 +28,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+#: A usage error: argparse's own, and the ones a sub-command finds in its arguments.
+EXIT_USAGE = 2
 #: ``geosgm refresh``: another refresh holds the lock; nothing was changed (retry later).
 EXIT_LOCKED = 3
 
@@ -48,13 +55,28 @@ def _dvc_executable() -> str:
     return found
 
 
+def _first_targets(repo: Path) -> list[str]:
+    """The fast pass: the incumbent ``kde`` fitted, evaluated and mapped on every catalogue
+    (seconds per stage), so the first table and maps exist minutes into a long run."""
+    from pipeline.cli_query import params_sections
+
+    catalogues = list(params_sections(repo, "ingest")["ingest"].get("catalogues", {}))
+    return [f"evaluate@{c}-kde" for c in catalogues] + [f"maps@{c}-kde" for c in catalogues]
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     repo = _repo_dir(args.repo)
-    cmd = [_dvc_executable(), "repro"]
+    if args.first and args.targets:
+        print("geosgm run: --first takes no targets (it picks the kde stages)", file=sys.stderr)
+        return EXIT_USAGE
+    base = [_dvc_executable(), "repro"]
     if args.force:
-        cmd.append("--force")
-    cmd.extend(args.targets)
-    print("geosgm run: " + " ".join(cmd[1:]), flush=True)
+        base.append("--force")
+    passes: list[tuple[str, list[str]]] = []
+    if args.first or not args.targets:
+        passes.append(("first pass (the kde incumbent: densities and maps)", _first_targets(repo)))
+    if not args.first:
+        passes.append(("full run" if not args.targets else "targets", list(args.targets)))
     from pipeline.flows.server import local_prefect_server
     from pipeline.process_group import supervise
 
@@ -63,12 +85,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
         env = dict(os.environ)
         # DVC runs stage commands through the shell: `python` must be this environment's.
         env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-        # Its own session: Ctrl-C reaches dvc's tree once, forwarded by the supervisor.
-        rc = sup.run(cmd, cwd=repo, env=env)
+        for label, targets in passes:
+            cmd = base + targets
+            print(f"geosgm run: {label}: " + " ".join(cmd[1:]), flush=True)
+            # Its own session: Ctrl-C reaches dvc's tree once, forwarded by the supervisor.
+            rc = sup.run(cmd, cwd=repo, env=env)
+            elapsed = time.perf_counter() - start
+            if rc != 0:
+                print(
+                    f"geosgm run: dvc repro failed with exit code {rc} ({label})", file=sys.stderr
+                )
+                return EXIT_FAILED
+            if label.startswith("first pass"):
+                print(
+                    f"geosgm run: first results after {elapsed / 60:.1f} min: kde maps in "
+                    "reports/maps/<catalogue>/kde.png, metrics in reports/metrics/<catalogue>/"
+                    "kde.json; `geosgm density <catalogue> kde LAT LON` works now",
+                    flush=True,
+                )
+                _print_target_metrics(repo, targets)
     print(f"geosgm run: dvc repro took {time.perf_counter() - start:.0f} s", flush=True)
-    if rc != 0:
-        print(f"geosgm run: dvc repro failed with exit code {rc}", file=sys.stderr)
-        return EXIT_FAILED
+    if args.first:
+        return EXIT_OK
     if args.targets:
         return _print_target_metrics(repo, args.targets)
     return _cmd_metrics(args)
@@ -93,6 +131,25 @@ def _print_target_metrics(repo: Path, targets: Sequence[str]) -> int:
     return EXIT_OK
 
 
+def _read_summary(path: Path) -> dict[str, Any]:
+    """``reports/summary.json``, parsed and checked against its schema.
+
+    Raises:
+        ValueError: Naming ``path`` and why it cannot be used (unreadable, not JSON, not a
+            summary).
+    """
+    from pipeline.report.summary import validate_summary
+
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot be read: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+    validate_summary(summary, str(path))
+    return dict(summary)
+
+
 def _cmd_metrics(args: argparse.Namespace) -> int:
     from pipeline.metrics import format_nll_table
 
@@ -101,19 +158,32 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     if not summary_path.is_file():
         print(f"geosgm metrics: {summary_path} does not exist yet (run `geosgm run`)")
         return EXIT_FAILED
-    summary = json.loads(summary_path.read_text())
+    try:
+        summary = _read_summary(summary_path)
+    except ValueError as exc:
+        print(f"geosgm metrics: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return EXIT_FAILED
     print(format_nll_table(summary))
     return EXIT_OK
 
 
+def _option_like_revision(*revs: str) -> str | None:
+    """The first revision that begins with ``-`` (git would read it as an option), if any."""
+    return next((rev for rev in revs if rev.startswith("-")), None)
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
+    bad = _option_like_revision(args.rev_a, args.rev_b)
+    if bad is not None:  # before any git command sees it
+        print(f"geosgm compare: revision {bad!r} begins with '-': not a revision", file=sys.stderr)
+        return EXIT_USAGE
     from pipeline.report.revisions import compare_revisions
 
     repo = _repo_dir(args.repo)
     try:
         print(compare_revisions(repo, args.rev_a, args.rev_b))
-    except FileNotFoundError as exc:
-        print(f"geosgm compare: {exc}", file=sys.stderr)
+    except (FileNotFoundError, ValueError) as exc:  # no summary there; a corrupt one
+        print(f"geosgm compare: {str(exc).splitlines()[0]}", file=sys.stderr)
         return EXIT_FAILED
     if args.maps is not None:
         return _write_change_maps(repo, args)
@@ -222,10 +292,11 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 
     repo = _repo_dir(args.repo)
     profile = repo / "profiles" / f"{args.name}.yaml"
-    if not profile.is_file():
-        names = sorted(p.stem for p in (repo / "profiles").glob("*.yaml"))
-        print(f"geosgm profile: no {profile} (profiles: {', '.join(names)})", file=sys.stderr)
-        return EXIT_FAILED
+    names = sorted(p.stem for p in (repo / "profiles").glob("*.yaml"))
+    if args.name not in names or not profile.is_file():  # a usage error, like a bad choice
+        known = ", ".join(names) or "none"
+        print(f"geosgm profile: unknown profile {args.name!r} (profiles: {known})", file=sys.stderr)
+        return EXIT_USAGE
     params_path = repo / "params.yaml"
     try:
         merged = deep_merge(read_yaml_mapping(params_path), read_yaml_mapping(profile))
@@ -258,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the whole pipeline (dvc repro), then print the table")
     run.add_argument("targets", nargs="*", help="optional dvc stage names to reproduce")
     run.add_argument("--force", action="store_true", help="rerun stages even if up to date")
+    run.add_argument(
+        "--first",
+        action="store_true",
+        help="only the fast pass: fit, evaluate and map the kde incumbent on every catalogue",
+    )
     run.set_defaults(func=_cmd_run, stops="dvc repro and the Prefect server")
 
     metrics = sub.add_parser("metrics", help="print the test-NLL table beside the published one")
@@ -321,7 +397,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``geosgm`` console command."""
+    """Entry point of the ``geosgm`` console command.
+
+    A reader that closes stdout early (``| head -1``) ends the command quietly with exit 0:
+    stdout is flushed here, where a :class:`BrokenPipeError` can still be caught, instead of
+    at interpreter exit (which would print "Exception ignored" and exit 120).
+    """
+    try:
+        code = _dispatch(argv)
+    except SystemExit:  # argparse: --help, usage errors
+        _flush_stdout()
+        raise
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_OK
+    _flush_stdout()
+    return code
+
+
+def _flush_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _discard_stdout()
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so that the flush at interpreter exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, sys.stdout.fileno())
+        finally:
+            os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # no real file descriptor (captured output)
+        pass
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
+    """Parse ``argv`` and run the sub-command; an interrupt becomes its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -13,6 +13,7 @@ NLL is in nats per point, w.r.t. the area measure of the unit sphere (Riemannian
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,13 @@ class TrainedModel:
         sample_score_fn: The score field of the reverse walk, same signature; None:
             ``score_fn`` (``dsb``: the backward field b_k, whose step is the bridge's
             backward drift β b_k).
+        exact_log_prob: ``exact_log_prob(x (N, D)) -> (N,)`` float64, for a variant whose
+            density is closed form (``kde``): :func:`log_density` uses it instead of the ODE.
+        exact_sample: ``exact_sample(n, generator) -> (n, D)``, an exact sampler that
+            :func:`generate_samples` uses instead of the reverse walk.
+        members: ``((weight, model), ...)`` for a mixture of models (``kde_rsgm``): its
+            log-density is the weighted log-sum-exp of theirs and its samples come from the
+            members by weight; empty for a single model.
     """
 
     kind: str
@@ -64,6 +72,9 @@ class TrainedModel:
     device: torch.device
     process: ForwardProcess = None  # type: ignore[assignment]  # filled in __post_init__
     sample_score_fn: zoo.ScoreFn = None  # type: ignore[assignment]  # filled in __post_init__
+    exact_log_prob: Callable[[Tensor], Tensor] | None = None
+    exact_sample: Callable[[int, torch.Generator], Tensor] | None = None
+    members: tuple[tuple[float, TrainedModel], ...] = ()
 
     def __post_init__(self) -> None:
         if self.process is None:
@@ -112,6 +123,10 @@ def load_trained(
     dev = resolve_device("auto" if device is None else str(device))
     if trained_kind == "dsb":
         return _load_bridge_model(model_dir, config, dev)
+    if trained_kind == "kde":
+        return _load_kde_model(model_dir, config, dev)
+    if trained_kind == "kde_rsgm":
+        return _load_mixture(model_dir, trained_kind, config, device)
     manifold = zoo.build_manifold(config.get("manifold"))
     schedule = zoo.build_schedule(config["schedule"])
     net = zoo.build_network(trained_kind, config, manifold)
@@ -122,6 +137,65 @@ def load_trained(
     score_fn = zoo.score_field(kind, net, manifold, schedule)
     process = zoo.build_process(trained_kind, config, manifold, schedule)
     return TrainedModel(kind, net, score_fn, manifold, schedule, config, dev, process)
+
+
+def _load_mixture(
+    model_dir: Path, kind: str, config: dict[str, Any], device: str | torch.device | None
+) -> TrainedModel:
+    """An ensemble folder (``kde_rsgm``): its members' seed folders inside it, with weights.
+
+    Raises:
+        CheckpointError: If the card's members and weights do not match.
+    """
+    names, weights = list(config.get("members", [])), [float(w) for w in config.get("weights", [])]
+    if not names or len(names) != len(weights) or abs(sum(weights) - 1.0) > 1e-9:
+        raise CheckpointError(
+            f"{model_dir}: an ensemble card needs members and weights summing to 1"
+        )
+    members = tuple(
+        (w, load_trained(model_dir / name, device=device))
+        for name, w in zip(names, weights, strict=True)
+    )
+    lead = members[-1][1]  # the score model: its field drives the map's PF-ODE diagnostics
+    return TrainedModel(
+        kind,
+        nn.ModuleList([m.net for _, m in members]),
+        lead.score_fn,
+        lead.manifold,
+        lead.schedule,
+        config,
+        lead.device,
+        lead.process,
+        members=members,
+    )
+
+
+def _load_kde_model(model_dir: Path, config: dict[str, Any], dev: torch.device) -> TrainedModel:
+    """A ``kde`` folder as a :class:`TrainedModel`: exact density and sampler; its score field
+    is the heat flow of the kernel mixture at heat time s(t) (:mod:`pipeline.variants.kde`)."""
+    from pipeline.variants.kde import load_kde
+
+    density = load_kde(model_dir)
+    manifold = zoo.build_manifold(config.get("manifold"))
+    schedule = zoo.build_schedule(config["schedule"])
+
+    def score_fn(x: Tensor, t: Tensor) -> Tensor:
+        return density.score(x, schedule.heat_time(t))
+
+    def sample(n: int, generator: torch.Generator) -> Tensor:
+        return density.sample(n, generator)
+
+    return TrainedModel(
+        "kde",
+        nn.Module(),
+        score_fn,
+        manifold,
+        schedule,
+        config,
+        torch.device("cpu"),  # a kernel sum: float64 on the CPU
+        exact_log_prob=density.log_prob,
+        exact_sample=sample,
+    )
 
 
 def _load_bridge_model(model_dir: Path, config: dict[str, Any], dev: torch.device) -> TrainedModel:
@@ -175,6 +249,18 @@ def log_density(
     Returns:
         Tuple ``(logp (N,), nfe)``: float64 log-densities in nats; mean function evaluations.
     """
+    if trained.members:  # a mixture: log Σ_k w_k p_k, each member by its own method
+        parts, nfe_total = [], 0
+        for w, member in trained.members:
+            if w <= 0.0:
+                continue
+            lp, nfe_k = log_density(member, xyz, rtol, atol, batch_size, t0)
+            parts.append(lp + np.log(w))
+            nfe_total += nfe_k
+        return np.logaddexp.reduce(np.stack(parts), axis=0), nfe_total
+    if trained.exact_log_prob is not None:  # closed form: no ODE, no function evaluations
+        exact = trained.exact_log_prob(torch.as_tensor(np.asarray(xyz), dtype=torch.float64))
+        return exact.detach().cpu().double().numpy(), 0
     x = torch.as_tensor(np.asarray(xyz), dtype=torch.float32, device=trained.device)
     logp, nfe = pf_ode_logp(
         trained.score_fn,
@@ -207,6 +293,18 @@ def generate_samples(trained: TrainedModel, n: int, n_steps: int, seed: int) -> 
     float64."""
     gen = torch.Generator(device=trained.device)
     gen.manual_seed(seed)
+    if trained.exact_sample is not None:
+        return trained.exact_sample(n, gen).detach().cpu().double().numpy()
+    if trained.members:  # the member by weight, then its own sampler
+        rng = np.random.default_rng(seed)
+        counts = rng.multinomial(n, [w for w, _ in trained.members])
+        draws = [
+            generate_samples(member, int(c), n_steps, seed + 1 + k)
+            for k, ((_, member), c) in enumerate(zip(trained.members, counts, strict=True))
+            if c > 0
+        ]
+        out = np.concatenate(draws)
+        return out[rng.permutation(n)]
     x = reverse_geodesic_random_walk(
         trained.sample_score_fn,
         trained.process,

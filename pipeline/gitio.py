@@ -48,4 +48,5 @@ def git(repo_dir: str | os.PathLike[str], *args: str) -> GitResult:
 
 def git_show(repo_dir: str | os.PathLike[str], rev: str, path: str) -> GitResult:
     """``git show REV:PATH``: a file's bytes as committed at a revision."""
-    return git(repo_dir, "show", f"{rev}:{path}")
+    # --end-of-options: a revision such as "--output=FILE" cannot be read as an option.
+    return git(repo_dir, "show", "--end-of-options", f"{rev}:{path}")

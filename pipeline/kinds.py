@@ -12,9 +12,13 @@ MODEL_KINDS: tuple[str, ...] = (
     "ambient_rb_corrected",
     "rsgm_langevin",
     "dsb",
+    "kde",
+    "kde_rsgm",
 )
 """Every model name; all but ``ambient_rb_corrected`` are trained (``dsb``: the diffusion
-Schrödinger bridge, fitted by IPF; opt-in like ``rsgm_langevin``)."""
+Schrödinger bridge, fitted by IPF; opt-in like ``rsgm_langevin``; ``kde``: the incumbent
+adaptive kernel density, fitted by its own stage ``kde@<catalogue>``; ``kde_rsgm``: the
+validation-weighted mixture of ``kde`` and ``rsgm``, fitted by ``ensemble@<catalogue>``)."""
 
 TRAINED_FROM: dict[str, str] = {
     "rsgm": "rsgm",
@@ -23,6 +27,8 @@ TRAINED_FROM: dict[str, str] = {
     "ambient_rb": "ambient_rb",
     "ambient_rb_corrected": "ambient_rb",
     "dsb": "dsb",
+    "kde": "kde",
+    "kde_rsgm": "kde_rsgm",
 }
 """Which trained checkpoint each model uses (the corrected model reuses ``ambient_rb``)."""
 

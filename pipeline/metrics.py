@@ -81,4 +81,19 @@ def format_nll_table(summary: dict[str, Any]) -> str:
     )
     lines.append(f"{'RSGM (published)':<24}" + pub)
     lines.append("mean ± 95% CI half-width over seeds; lower is better; nats per point on S².")
+    radii = sorted(
+        {r for per in results.values() for e in per.values() for r in (e.get("far") or {})},
+        key=float,
+    )
+    for radius in radii:
+        lines.append(f"\ntest events farther than {radius}° from every training event:")
+        for model in models:
+            cells = []
+            for cat in catalogues:
+                far = ((results[cat].get(model) or {}).get("far") or {}).get(radius, {})
+                if "mean" in far:
+                    cells.append(f"{far['mean']:>+9.3f} ± {far['ci95']:<6.3f}".rjust(width))
+                else:
+                    cells.append(f"{'—':>{width}}")
+            lines.append(f"{model:<24}" + "".join(cells))
     return "\n".join(lines)

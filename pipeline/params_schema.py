@@ -22,7 +22,7 @@ _POS = Field("float", min=0.0, min_exclusive=True)
 _NONNEG = Field("float", min=0.0)
 _SEEDS = Field("list", items=_INT0)
 _TRAINED = ("rsgm", "ambient_raw", "ambient_rb", "rsgm_langevin", "dsb")
-_MODELS = (*_TRAINED, "ambient_rb_corrected")
+_MODELS = (*_TRAINED, "ambient_rb_corrected", "kde", "kde_rsgm")
 _DEVICE = Field("str")
 
 RUNNER = Section(
@@ -167,6 +167,9 @@ EVALUATE = Section(
         "normalization_grid": Field("list", items=_INT1, length=2),
         "normalization_seeds": Field("list", items=_INT0, also=("all",)),
         "normalization_tol": _POS,
+        # The memorisation-free protocol's radii (degrees): test events farther than r from
+        # every training event of their split.
+        "far_radii_deg": Field("list", items=_POS),
     },
 )
 
@@ -229,8 +232,11 @@ SECTIONS: dict[str, Schema] = {
     "geometry": _OPEN,
     "so3_data": SO3_DATA,
     "so3": SO3,
+    "kde": _OPEN,
+    "ensemble": _OPEN,
 }
-"""Every top-level section; ``maps`` and ``geometry`` are checked key by key by their stages."""
+"""Every top-level section; ``maps``, ``geometry``, ``kde`` and ``ensemble`` are checked key by
+key by their stages (``kde``: :class:`pipeline.variants.kde.KDEConfig`)."""
 
 
 def check_section(name: str, value: Any, where: str = "params.yaml") -> None:

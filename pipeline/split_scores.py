@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from pipeline.evaluation import load_trained, log_density, normalization
 from pipeline.likelihood import pf_ode_logp
@@ -25,7 +26,15 @@ from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.process import ForwardProcess
 from pipeline.training import read_checkpoint_meta
 
-__all__ = ["metrics_over_seeds", "reference_name", "score_seed"]
+__all__ = [
+    "far_radii",
+    "far_scores",
+    "metrics_over_seeds",
+    "nearest_train_distance_deg",
+    "pop_scores",
+    "reference_name",
+    "score_seed",
+]
 
 _PF_ODE_DEFAULTS = inspect.signature(pf_ode_logp).parameters
 ODE_METHOD = str(_PF_ODE_DEFAULTS["method"].default)
@@ -33,6 +42,57 @@ ODE_METHOD = str(_PF_ODE_DEFAULTS["method"].default)
 ODE_DIVERGENCE = str(_PF_ODE_DEFAULTS["divergence"].default)
 """The divergence estimator it uses (the likelihood's default)."""
 _BASE_KEY = "_base"  # carried from score_seed to metrics_over_seeds, not written per seed
+_SCORES_KEY = "_scores"  # per-event log-densities: written to the scores file, not the metrics
+
+
+def far_radii(settings: Mapping[str, Any]) -> list[float]:
+    """The memorisation-free protocol's radii in degrees (``evaluate.far_radii_deg``)."""
+    return [float(r) for r in settings.get("far_radii_deg", [0.1, 1.0])]
+
+
+def nearest_train_distance_deg(test: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """Geodesic distance in degrees from each test event to its nearest training event.
+
+    Args:
+        test: Shape (M, 3), points on S².
+        train: Shape (N, 3), N >= 1.
+
+    Returns:
+        Shape (M,), float64 (by chords, exact for tiny angles).
+    """
+    t = torch.as_tensor(np.asarray(test), dtype=torch.float64)
+    x = torch.as_tensor(np.asarray(train), dtype=torch.float64)
+    out = np.empty(t.shape[0], dtype=np.float64)
+    step = max(1, 2_000_000 // max(x.shape[0], 1))
+    for start in range(0, t.shape[0], step):
+        chord = torch.cdist(
+            t[start : start + step], x, compute_mode="donot_use_mm_for_euclid_dist"
+        ).amin(dim=1)
+        out[start : start + step] = np.degrees(2 * np.arcsin(np.clip(chord.numpy() / 2, 0.0, 1.0)))
+    return out
+
+
+def far_scores(
+    test_logp: np.ndarray, test: np.ndarray, train: np.ndarray, radii_deg: list[float]
+) -> dict[str, dict[str, float | int]]:
+    """The memorisation-free protocol: test NLL over the test events farther than r from
+    every training event of their split, for each r.
+
+    Returns:
+        ``{"<r>": {"test_nll": NLL or NaN when no event is kept, "n": events kept,
+        "share": kept / all}}`` keyed by the radius as printed by ``f"{r:g}"``.
+    """
+    dist = nearest_train_distance_deg(test, train) if len(train) else np.full(len(test), np.inf)
+    out: dict[str, dict[str, float | int]] = {}
+    for r in radii_deg:
+        keep = dist > r
+        n = int(keep.sum())
+        out[f"{r:g}"] = {
+            "test_nll": float(-test_logp[keep].mean()) if n else float("nan"),
+            "n": n,
+            "share": n / max(len(test_logp), 1),
+        }
+    return out
 
 
 def reference_name(process: ForwardProcess) -> str:
@@ -75,6 +135,8 @@ def score_seed(
         "atol": float(settings["atol"]),
         "batch_size": int(settings.get("batch_size", 4096)),
     }
+    if len(parts["test"]) == 0:
+        raise ValueError(f"{seed_dir}: split seed {seed} has 0 test events (too small a catalogue)")
     start = time.perf_counter()
     test_logp, nfe = log_density(trained, parts["test"], **ode)
     test_seconds = time.perf_counter() - start
@@ -85,9 +147,13 @@ def score_seed(
         "nll_seconds_per_1000": 1000.0 * test_seconds / max(len(test_logp), 1),
         "n_test": int(len(test_logp)),
     }
+    out["far"] = far_scores(test_logp, parts["test"], parts["train"], far_radii(settings))
+    scores: dict[str, np.ndarray] = {"test_logp": test_logp}
     if settings.get("val", True) and len(parts["val"]):
         val_logp, _ = log_density(trained, parts["val"], **ode)
         out["val_nll"] = float(-val_logp.mean())
+        scores["val_logp"] = val_logp
+    out[_SCORES_KEY] = scores
     if normalize:
         n_lat, n_lon = (int(v) for v in settings["normalization_grid"])
         tol = float(settings.get("normalization_tol", settings["rtol"]))
@@ -108,6 +174,16 @@ def score_seed(
     return out
 
 
+def pop_scores(per_seed: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Take each seed's per-event log-densities out of its row: ``{"seed<k>_test_logp": ...,
+    "seed<k>_val_logp": ...}`` (float64), the scores file's arrays."""
+    arrays: dict[str, np.ndarray] = {}
+    for r in per_seed:
+        for name, values in r.pop(_SCORES_KEY, {}).items():
+            arrays[f"seed{r['seed']}_{name}"] = np.asarray(values, dtype=np.float64)
+    return arrays
+
+
 def metrics_over_seeds(
     model: str, catalogue: str, per_seed: list[dict[str, Any]], settings: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -121,6 +197,16 @@ def metrics_over_seeds(
         settings: The ``evaluate`` params (``rtol``, ``atol``).
     """
     stats = nll_statistics([r["test_nll"] for r in per_seed])
+    for r in per_seed:
+        r.pop(_SCORES_KEY, None)
+    far: dict[str, dict[str, Any]] = {}
+    for radius in per_seed[0].get("far", {}):
+        values = [r["far"][radius]["test_nll"] for r in per_seed]
+        kept = [r["far"][radius]["share"] for r in per_seed]
+        entry: dict[str, Any] = {"share_mean": float(np.mean(kept))}
+        if all(np.isfinite(values)):
+            entry.update(nll_statistics(values))
+        far[radius] = entry
     histories = {str(r["seed"]): r.pop("loss_history") for r in per_seed}
     bases = {r.pop(_BASE_KEY, "uniform") for r in per_seed}
     norms = [r["normalization"] for r in per_seed if "normalization" in r]
@@ -131,6 +217,9 @@ def metrics_over_seeds(
         "n_test": per_seed[0]["n_test"],
         "nfe_mean": float(sum(r["nfe"] for r in per_seed) / len(per_seed)),
         "normalization_max_error": max((abs(v - 1.0) for v in norms), default=None),
+        # The memorisation-free protocol: test events farther than r (degrees) from every
+        # training event of their split.
+        "far": far,
         "ode": {
             "method": ODE_METHOD,
             "rtol": settings["rtol"],

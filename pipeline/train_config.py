@@ -124,13 +124,19 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     return value
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
+def lr_factor(step: int, cfg: TrainConfig, elapsed: float = 0.0) -> float:
     """Learning-rate multiplier at a step: linear warm-up, then constant, cosine to 0, or
-    constant until the last ``decay_fraction`` of the steps and linear to 0 over them (wsd).
+    constant until the last ``decay_fraction`` of the run and linear to 0 over it (wsd).
+
+    The run's progress is the larger of its step fraction and, when ``cfg.max_seconds`` is
+    set, its time fraction ``elapsed / max_seconds``: a run stopped by its time budget anneals
+    over the end of that budget as a run stopped by ``steps`` does over its last steps.
 
     Args:
         step: Optimiser step index (0-based).
         cfg: Trainer config.
+        elapsed: Training seconds so far (summed over resumes); read only with
+            ``cfg.max_seconds``.
 
     Returns:
         Multiplier in [0, 1].
@@ -139,10 +145,16 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
         return (step + 1) / cfg.warmup_steps
     if cfg.lr_schedule == "constant":
         return 1.0
+    time_left = 1.0
+    if cfg.max_seconds is not None and cfg.max_seconds > 0:
+        time_left = min(max(1.0 - elapsed / cfg.max_seconds, 0.0), 1.0)
     if cfg.lr_schedule == "wsd":
         decay_steps = max(round(cfg.decay_fraction * cfg.steps), 1)
         left = cfg.steps - step  # steps still to take, this one included
-        return 1.0 if left > decay_steps else max(left, 0) / decay_steps
+        by_steps = 1.0 if left > decay_steps else max(left, 0) / decay_steps
+        by_time = min(time_left / cfg.decay_fraction, 1.0) if cfg.decay_fraction > 0 else 1.0
+        return min(by_steps, by_time)
     span = max(cfg.steps - cfg.warmup_steps, 1)
     progress = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
+    progress = max(progress, 1.0 - time_left)
     return 0.5 * (1.0 + math.cos(math.pi * progress))

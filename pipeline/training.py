@@ -145,7 +145,9 @@ def train(
     params = list(model.parameters())
     fused = device.type in ("cpu", "cuda") and all(p.dtype.is_floating_point for p in params)
     optimizer = torch.optim.Adam(params, lr=cfg.lr, fused=fused)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_factor(k, cfg))
+    elapsed = 0.0
+    # Reads `elapsed` (below) when called: a max_seconds run anneals over its time budget.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: lr_factor(k, cfg, elapsed))
     ema = EMA(model, cfg.ema_decay)
     generator = torch.Generator(device=device)
     generator.manual_seed(cfg.seed)

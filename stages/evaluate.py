@@ -20,6 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pipeline.stopping import StopRequested
 from stages.common import load_params, section, worker_sees, write_json_atomic
 
@@ -75,6 +77,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--splits-dir", type=Path, default=Path("data/splits"))
     parser.add_argument("--models-dir", type=Path, default=Path("data/models"))
     parser.add_argument("--metrics-dir", type=Path, default=Path("reports/metrics"))
+    parser.add_argument("--scores-dir", type=Path, default=Path("data/scores"))
     return parser.parse_args(argv)
 
 
@@ -87,8 +90,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         pipeline.stopping.StopRequested: After SIGINT/SIGTERM.
     """
     from pipeline import zoo
+    from pipeline.atomic import atomic_write
     from pipeline.flows.fanout import run_seeds
-    from pipeline.split_scores import metrics_over_seeds
+    from pipeline.split_scores import metrics_over_seeds, pop_scores
 
     params = load_params(args.params)
     settings = section(params, SECTION, args.params)
@@ -114,7 +118,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         flow_name=f"evaluate-{args.catalogue}-{model}",
         expected=EXPECTED,
     )
+    arrays = pop_scores(per_seed)
     metrics = metrics_over_seeds(model, args.catalogue, per_seed, settings)
+    # Per-event log-densities (val and test, every seed): what an ensemble is fitted on.
+    scores_path = args.scores_dir / args.catalogue / f"{model}.npz"
+    scores_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(scores_path, lambda p: np.savez(p, **arrays), suffix=".npz")  # type: ignore[arg-type]
     write_json_atomic(metrics, args.metrics_dir / args.catalogue / f"{model}.json")
     print(
         f"evaluate {args.catalogue}/{model}: test NLL {metrics['mean']:+.3f}"
@@ -122,6 +131,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f" (std {metrics['std']:.3f}, {len(seeds)} seeds, NFE {metrics['nfe_mean']:.0f})"
     )
     print(json.dumps({r["seed"]: round(r["test_nll"], 4) for r in per_seed}))
+    for radius, entry in metrics["far"].items():
+        if "mean" in entry:
+            print(
+                f"  beyond {radius}°: test NLL {entry['mean']:+.3f} ± {entry['ci95']:.3f}"
+                f" ({100 * entry['share_mean']:.0f}% of test events)"
+            )
     return metrics
 
 

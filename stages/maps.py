@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -49,11 +50,23 @@ from numpy.typing import NDArray
 from pipeline.maps.render import MapConfig, render_map
 from stages.common import load_params, section
 
+if TYPE_CHECKING:
+    from pipeline.evaluation import TrainedModel
+
 SECTION = "maps"
 
 
 BAD_INPUT: tuple[type[Exception], ...] = (ValueError, KeyError, FileNotFoundError)
 """Errors that mean bad params or inputs: a one-line message and exit 1, no traceback."""
+
+
+def _how(trained: TrainedModel) -> str:
+    """How the map's density is computed, in words (for the title)."""
+    if trained.exact_log_prob is not None:
+        return "exact kernel density"
+    if trained.members:
+        return "mixture: kernel sum + probability-flow ODE"
+    return "probability-flow ODE density"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -112,7 +125,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         cfg,
         args.maps_dir / cat / f"{model}.png",
         args.grids_dir / cat / f"{model}.nc",
-        title=f"{cat} / {model} (seed {cfg.model_seed} model, probability-flow ODE density)",
+        title=f"{cat} / {model} (seed {cfg.model_seed} model, {_how(trained)})",
         attrs={
             "catalogue": cat,
             "model": model,

@@ -1,6 +1,7 @@
 """DVC stage ``summarize``: aggregate per-model metrics into ``reports/summary.json``.
 
-Reads ``ingest.catalogues`` (which catalogues), ``evaluate.models`` (which models) and
+Reads ``ingest.catalogues`` (which catalogues), ``evaluate.models`` and ``ensemble.models``
+(which models) and
 ``train.seeds``; the test NLLs come from ``reports/metrics/<catalogue>/<model>.json`` and the
 training seconds from ``reports/timings/<catalogue>/<model>.json`` (both declared DVC deps, so
 the stage reruns exactly when one changes); prints the test-NLL table with the published RSGM
@@ -42,6 +43,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     params = load_params(args.params)
     catalogues = list(section(params, "ingest", args.params)["catalogues"])
     models = list(section(params, "evaluate", args.params)["models"])
+    # Ensembles (ensemble@<catalogue>) are reported beside the evaluated models.
+    ensembles = (params.get("ensemble") or {}).get("models") or []
+    models += [m for m in ensembles if m not in models]
     seeds = [int(s) for s in section(params, "train", args.params)["seeds"]]
     protocol = str(section(params, "split", args.params).get("protocol", "rsgm"))
     summary = build_summary(

@@ -36,7 +36,14 @@ LAYERS: list[set[str]] = [
     },
     {"sde", "data", "params_schema", "metrics", "so3", "mmd"},  # noising; catalogues; checks; SO(3)
     {"models", "transition"},  # score networks; the forward transition (sampler, DSM target)
-    {"losses", "likelihood", "sampling", "checkpoints", "normalization"},  # the engine
+    {
+        "losses",
+        "likelihood",
+        "sampling",
+        "checkpoints",
+        "normalization",
+        "variants",
+    },  # the engine; kde, ensembles
     {"ambient", "training"},  # seed-002 ambient DSM; the trainer
     {"ensemble"},  # K seeds as one vectorised network (its trainer, its PF-ODE)
     {"ipf_config"},  # the ipf: part of a dsb config (checked by zoo, run by bridge)

@@ -60,8 +60,9 @@ def _env() -> dict[str, str]:
 # The opt-in Langevin model and Schrödinger bridge ride along, so a dvc repro trains, evaluates
 # (and for the bridge maps) them and shows them in the summary and the report.
 TRAINED = ("rsgm", "ambient_rb", "rsgm_langevin", "dsb")
-EVALUATED = ("rsgm", "ambient_rb_corrected", "rsgm_langevin", "dsb")
-MAPPED = ("rsgm", "dsb")
+EVALUATED = ("kde", "rsgm", "ambient_rb_corrected", "rsgm_langevin", "dsb")
+ENSEMBLES = ("kde_rsgm",)  # fitted by ensemble@ on kde's and rsgm's stored scores
+MAPPED = ("kde", "rsgm", "dsb")
 
 
 def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -135,7 +136,7 @@ def test_every_stage_ran_as_a_completed_flow_run(project: Path) -> None:
         expected += [f"train-{cat}-{m}" for m in TRAINED]
         expected += [f"train-config-{cat}-{m}" for m in TRAINED]
         expected += [f"evaluate-{cat}-{m}" for m in EVALUATED]
-        expected += [f"derive-{cat}-ambient_rb_corrected"]
+        expected += [f"derive-{cat}-ambient_rb_corrected", f"kde-{cat}", f"ensemble-{cat}"]
     # One flow run per stage, each completed; the seeds are task runs inside them.
     assert runs == sorted([name, "COMPLETED"] for name in expected)
 
@@ -144,14 +145,20 @@ def test_repro_writes_every_artifact(project: Path) -> None:
     summary = json.loads((project / "reports/summary.json").read_text())
     assert set(summary["results"]) == set(CATALOGUES)
     for cat in CATALOGUES:
-        assert set(summary["results"][cat]) == set(EVALUATED)
+        assert set(summary["results"][cat]) == set(EVALUATED) | set(ENSEMBLES)
         for model, entry in summary["results"][cat].items():
             nlls = [r["test_nll"] for r in entry["per_seed"]]
             assert len(nlls) == 2 and all(math.isfinite(v) for v in nlls)
             # A barely trained model sits near its reference law: the uniform density's log 4π
             # for Brownian motion (the bridge's ODE too), below it for the Riemannian normal
             # fitted to the data.
-            if model == "rsgm_langevin":
+            # Both protocols for every model: the far one keeps a share of the test events.
+            assert set(entry["far"]) == {"0.1", "1"}
+            assert all(0.0 <= r["far"]["0.1"]["share"] <= 1.0 for r in entry["per_seed"])
+            if model in ("kde", "kde_rsgm"):
+                # The kernels fit the clustered catalogue at once (and the ensemble holds them).
+                assert entry["mean"] < math.log(4 * math.pi) - 1.0
+            elif model == "rsgm_langevin":
                 assert entry["mean"] < math.log(4 * math.pi)
             else:
                 assert abs(entry["mean"] - math.log(4 * math.pi)) < 1.0

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +49,50 @@ def _stop(procs: list[subprocess.Popen[bytes]], grace: float) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def _scheduler_address(info: Path) -> str | None:
+    """The address in a complete scheduler file, or ``None`` while it is missing or partial.
+
+    ``dask scheduler`` creates the file and then writes the JSON into it (not atomically), so
+    a file that exists may still be empty or cut off: only a whole JSON object with a string
+    ``address`` counts.
+    """
+    try:
+        data = json.loads(info.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    address = data.get("address") if isinstance(data, dict) else None
+    return address if isinstance(address, str) and address else None
+
+
+def _wait_for_scheduler_file(
+    info: Path,
+    alive: Callable[[], bool],
+    deadline: float,
+    log: Path,
+    poll: float = 0.05,
+) -> str:
+    """Poll until ``info`` holds the scheduler's address (see :func:`_scheduler_address`).
+
+    Args:
+        info: The scheduler file.
+        alive: Whether the scheduler process is still running (checked between reads).
+        deadline: :func:`time.monotonic` time to give up at.
+        log: The scheduler's log, named in the error.
+        poll: Seconds between reads.
+
+    Raises:
+        TimeoutError: The scheduler exited, or the deadline passed, before the file was
+            complete.
+    """
+    while True:
+        address = _scheduler_address(info)
+        if address is not None:
+            return address
+        if not alive() or time.monotonic() > deadline:
+            raise TimeoutError(f"the Dask scheduler did not start (see {log})")
+        time.sleep(poll)
 
 
 @contextmanager
@@ -101,14 +145,12 @@ def local_process_cluster(
                     env=environ, stderr=log, start_new_session=True,
                 )
             )  # fmt: skip
-            deadline = time.monotonic() + timeout
-            while not info.is_file():
-                if procs[0].poll() is not None or time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"the Dask scheduler did not start (see {workdir / 'scheduler.log'})"
-                    )
-                time.sleep(0.05)
-            address = str(json.loads(info.read_text())["address"])
+            address = _wait_for_scheduler_file(
+                info,
+                alive=lambda: procs[0].poll() is None,
+                deadline=time.monotonic() + timeout,
+                log=workdir / "scheduler.log",
+            )
             for i in range(n_workers):
                 log = logs.enter_context((workdir / f"worker{i}.log").open("wb"))
                 procs.append(

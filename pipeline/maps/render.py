@@ -194,7 +194,10 @@ def render_map(
         logp,
         np.stack([t_lat, t_lon], axis=-1),
         np.stack([s_lat, s_lon], axis=-1),
-        f"{title}\ngrid normalisation Z = {z:.3f}",
+        # The grid sum is a check of the drawing, not of the model (its integral is in the
+        # report): a peak narrower than a cell is missed or overcounted.
+        f"{title}\nΣ p·area over this {180 / cfg.n_lat:g}° grid = {z:.3f}"
+        " (≠ 1 where peaks are narrower than a cell)",
         out_png,
         projection=cfg.projection,
         naturalearth_dir=cfg.naturalearth_dir,

@@ -70,9 +70,12 @@ def seed_dirs(models_dir: str | Path, catalogue: str, model: str) -> dict[int, P
             if match and (child / MODEL_CARD_FILE).is_file():
                 found[int(match.group(1))] = child
     if not found:
-        stage = (
-            f"derive@{catalogue}" if TRAINED_FROM[model] != model else f"train@{catalogue}-{model}"
-        )
+        if model in ("kde", "kde_rsgm"):  # their own stages (seconds)
+            stage = f"kde@{catalogue}" if model == "kde" else f"ensemble@{catalogue}"
+        elif TRAINED_FROM[model] != model:
+            stage = f"derive@{catalogue}"
+        else:
+            stage = f"train@{catalogue}-{model}"
         raise ModelNotFoundError(
             f"{folder}: no trained seeds; run `dvc pull {folder}` to fetch them or "
             f"`dvc repro {stage}` to train them"

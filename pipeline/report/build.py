@@ -22,6 +22,7 @@ from pipeline.report.document import (
 )
 from pipeline.report.langevin import langevin_blocks
 from pipeline.report.map_changes import ChangeMap, change_blocks
+from pipeline.report.protocols import protocol_blocks
 from pipeline.report.sections import (
     budget_blocks,
     caveat_blocks,
@@ -137,6 +138,10 @@ def build_report(
     blocks += glance_blocks(summary, map_pngs or {})
     heading(2, "Test NLL")
     blocks += nll_blocks(summary)
+    protocols = protocol_blocks(summary)
+    if protocols:
+        heading(2, "Memorisation-free protocol and the incumbent")
+        blocks += protocols
     langevin = langevin_blocks(summary)
     if langevin:
         heading(2, "Langevin noising")

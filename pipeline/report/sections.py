@@ -20,6 +20,7 @@ from pipeline.published import (
 )
 from pipeline.report.document import Block, Gallery, HtmlCell, Image, Table, Text
 from pipeline.report.nll_table import NLL_LEGEND, build_nll_table, cell_markers, cell_text
+from pipeline.report.protocols import winners
 from pipeline.report.summary import catalogue_order, seed_mean
 
 __all__ = [
@@ -281,6 +282,11 @@ def glance_blocks(
         png = map_pngs.get(cat, {}).get(model)
         if png is not None:
             best_maps.append((cat, model, png))
+    by_protocol = [
+        f"- **{cat}**: " + "; ".join(f"{proto} `{model}`" for proto, model in won.items())
+        for cat, won in winners(summary).items()
+        if len(won) > 1
+    ]
     blocks: list[Block] = [
         Text(
             "Test NLL in nats per point, lower is better (uniform on the sphere: 2.531). "
@@ -288,11 +294,23 @@ def glance_blocks(
             + "\n".join(lines)
         )
     ]
+    if by_protocol:
+        blocks.append(
+            Text(
+                "Which model wins where: under the published protocol, and on the test events "
+                "farther than r from every training event (the memorisation-free protocol):"
+                "\n\n" + "\n".join(by_protocol)
+            )
+        )
     if best_maps:
         blocks.append(
             Gallery(
                 [
-                    Image(Path(png), f"{cat} {model} density map", f"{cat} / {model}: where")
+                    Image(
+                        Path(png),
+                        f"{cat} {model} density map",
+                        f"{cat}: {model}, the lowest test NLL here (density, samples, seed spread)",
+                    )
                     for cat, model, png in best_maps
                 ]
             )

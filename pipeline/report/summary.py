@@ -10,7 +10,14 @@ The ``summarize`` stage writes ``reports/summary.json`` from the per-model metri
                                                    "val_nll": float, "nfe": int,
                                                    "train_steps": int,
                                                    "train_seconds": float,
-                                                   "normalization": float}, ...]}}}}
+                                                   "normalization": float,
+                                                   "far": {"<r>": {"test_nll", "n",
+                                                                   "share"}}}, ...],
+                                     "far": {"<r>": {"mean", "std", "ci95",
+                                                     "share_mean"}}}}}}
+
+``far`` is the memorisation-free protocol: the test NLL over the test events farther than r
+degrees from every training event of their split (``evaluate.far_radii_deg``).
 
 The per-model files hold the inner dict plus ``"loss_history": {"<seed>": [[step, loss], ...]}``.
 
@@ -58,8 +65,10 @@ PER_SEED_KEYS = (
     "train_seconds",
     "normalization",
     "nll_seconds_per_1000",
+    "far",
+    "weight",
 )
-ENTRY_KEYS = ("mean", "std", "ci95", "n_test", "nfe_mean", "normalization_max_error")
+ENTRY_KEYS = ("mean", "std", "ci95", "n_test", "nfe_mean", "normalization_max_error", "far")
 
 
 def _train_seconds(timings_dir: Path, catalogue: str, model: str) -> dict[int, float]:

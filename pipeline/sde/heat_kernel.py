@@ -384,3 +384,19 @@ def prior_kl_uniform(s: float, n: int = 400) -> float:
     logp = heat_kernel_logp_theta(theta, float(s))
     dens = w * 2 * math.pi * torch.sin(theta) * torch.exp(logp)
     return float((dens * (logp + _LOG_4PI)).sum())
+
+
+def heat_kernel_logp_dlogp_theta(theta: Tensor, s: float | Tensor) -> tuple[Tensor, Tensor]:
+    """log p_s and ∂_c log p_s (c = cos θ) at once, as functions of the angle θ.
+
+    Args:
+        theta: Tensor, shape (...), angles in [0, π].
+        s: heat time(s) > 0, float or Tensor broadcastable with theta.
+
+    Returns:
+        Tuple of Tensors of shape broadcast(theta, s), float64: the log-density w.r.t. area
+        and its derivative in c (the score is ∂_c log p · P_x x0).
+    """
+    th, s_f, shape, _ = _prepare(theta, s)
+    logp, dlogp = _logp_dlogp_theta(th, s_f)
+    return logp.reshape(shape), dlogp.reshape(shape)

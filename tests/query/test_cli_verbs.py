@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +14,7 @@ import torch
 import yaml
 
 from pipeline import cli, zoo
+from pipeline.gitio import git_show
 from pipeline.training import TrainConfig, train, write_model_card
 
 CONFIG = {
@@ -173,4 +178,135 @@ def test_profile_applies_onto_params_atomically(tmp_path: Path) -> None:
     assert text.startswith("# params.yaml with profile 'quick' applied")
     assert yaml.safe_load(text) == {"train": {"seeds": [0], "torch_threads": 1}}
     assert sorted(p.name for p in repo.iterdir()) == ["dvc.yaml", "params.yaml", "profiles"]
-    assert cli.main(["--repo", str(repo), "profile", "nope"]) == 1
+    assert cli.main(["--repo", str(repo), "profile", "nope"]) == 2  # a usage error
+
+
+# --- errors of metrics / compare / profile, and a closed stdout ------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SUMMARY = {
+    "protocol": "hash",
+    "seeds": [0],
+    "units": "nats per point",
+    "results": {
+        "volcano": {
+            "rsgm": {
+                "mean": -1.5,
+                "std": 0.0,
+                "ci95": 0.0,
+                "n_test": 10,
+                "per_seed": [{"seed": 0, "test_nll": -1.5}],
+            }
+        }
+    },
+}
+
+
+def _summary_project(root: Path, text: str | None = None) -> Path:
+    """A project with reports/summary.json (``SUMMARY``, or ``text`` as written)."""
+    repo = root / "proj"
+    (repo / "reports").mkdir(parents=True)
+    (repo / "dvc.yaml").write_text("stages: {}\n")
+    summary = json.dumps(SUMMARY) if text is None else text
+    (repo / "reports" / "summary.json").write_text(summary, encoding="utf-8")
+    return repo
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-C", str(repo), *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+@pytest.mark.parametrize("text", ['{"protocol": ', "[]", "{}", "\xff\xfe"])
+@pytest.mark.parametrize("command", [["metrics"], ["compare", "workspace", "workspace"]])
+def test_a_corrupt_summary_is_one_line_naming_the_file_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, command: list[str]
+) -> None:
+    repo = _summary_project(tmp_path, text)
+    assert cli.main(["--repo", str(repo), *command]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"geosgm {command[0]}: ") and captured.err.count("\n") == 1
+    assert "summary.json" in captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+
+
+def test_metrics_of_a_good_summary_still_prints_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["--repo", str(_summary_project(tmp_path)), "metrics"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("test NLL (nats)") and "rsgm" in out
+
+
+def test_a_closed_stdout_ends_quietly_with_exit_0(tmp_path: Path) -> None:
+    """`geosgm compare A B | head -1`: the reader is gone before the command writes."""
+    repo = _summary_project(tmp_path)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to write_end now fails with EPIPE
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "--repo", str(repo)]
+            + ["compare", "workspace", "workspace"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0, proc.stderr
+    assert b"BrokenPipeError" not in proc.stderr and b"Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "revs", [["--output=LEAK", "HEAD"], ["HEAD", "-p"], ["--", "HEAD"]], ids=str
+)
+def test_compare_rejects_a_revision_beginning_with_dash_as_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], revs: list[str]
+) -> None:
+    repo = _summary_project(tmp_path)
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "v1")
+    revs = [r.replace("LEAK", str(tmp_path / "leak")) for r in revs]
+    before = sorted(tmp_path.rglob("*"))
+    assert cli.main(["--repo", str(repo), "compare", "--", *revs]) == 2
+    err = capsys.readouterr().err
+    bad = next(r for r in revs if r.startswith("-"))
+    assert err.startswith("geosgm compare: ") and err.count("\n") == 1 and bad in err
+    assert sorted(tmp_path.rglob("*")) == before  # git never wrote an --output file
+
+
+def test_git_show_never_reads_a_revision_as_an_option(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "f").write_text("x\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "v1")
+    assert git_show(repo, "HEAD", "f").stdout == b"x\n"
+    shown = git_show(repo, f"--output={tmp_path / 'leak'}", "f")
+    assert not shown.ok
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # no leak:f written
+
+
+def test_an_unknown_profile_is_a_usage_error_naming_the_known_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "p"
+    (repo / "profiles").mkdir(parents=True)
+    (repo / "dvc.yaml").write_text("stages: {}\n")
+    (repo / "params.yaml").write_text("train:\n  seeds: [0]\n")
+    for name in ("paper", "smoke"):
+        (repo / "profiles" / f"{name}.yaml").write_text("train: {}\n")
+    for name in ("nosuch", "../params"):
+        assert cli.main(["--repo", str(repo), "profile", name]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("geosgm profile: ") and err.count("\n") == 1
+        assert repr(name) in err and "paper, smoke" in err
+    assert (repo / "params.yaml").read_text() == "train:\n  seeds: [0]\n"
