@@ -174,6 +174,18 @@ def main(argv: list[str] | None = None) -> int:
         help="wsd/cosine: the step rate that sets each budget's steps, instead of the probe "
         "(the quiet machine's rate, when the benchmark shares the cores with other work)",
     )
+    ap.add_argument(
+        "--by-time",
+        action="store_true",
+        help="wsd/cosine: bound each fresh run by max_seconds (the budget) instead of a step "
+        "count; the schedule anneals over the end of the time budget (no step-rate probe)",
+    )
+    ap.add_argument(
+        "--kde",
+        action="store_true",
+        help="also the incumbent kde (centres: the first 90%% of train, chosen on the last "
+        "10%%) and, at each budget, the ensemble w·kde + (1 − w)·rsgm with w on those 10%%",
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the dataset is stored")
     ap.add_argument("--workdir", type=Path, default=None, help="checkpoints (default: temp)")
@@ -229,8 +241,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"base density: {args.base}")
     print("minutes  steps  ms/step   loss     NLL     gap   s/1000pts  NFE  train gap", flush=True)
     initial = copy.deepcopy(model.state_dict())
+    kde_val: Tensor | None = None
+    kde_test_logp: Tensor | None = None
+    kde_val_logp: Tensor | None = None
+    if args.kde:
+        from pipeline.variants.kde import fit_kde
+
+        n_fit = int(0.9 * data["train"].shape[0])
+        kde_val = data["train"][n_fit:]
+        t0 = time.perf_counter()
+        kde = fit_kde(data["train"][:n_fit], kde_val)
+        kde_test_logp = kde.density.log_prob(test_x)
+        kde_val_logp = kde.density.log_prob(kde_val)
+        kde_nll = float(-kde_test_logp.mean())
+        print(
+            f"kde: test NLL {kde_nll:.4f}, gap {kde_nll - true_nll:.4f} "
+            f"(fit {time.perf_counter() - t0:.1f} s; chosen {kde.chosen})",
+            flush=True,
+        )
     steps_per_s = 0.0
-    if args.lr_schedule != "constant" and args.steps_per_s is not None:
+    if args.lr_schedule != "constant" and args.by_time:
+        print(f"{args.lr_schedule}: each budget bounded by max_seconds, annealed over its end")
+    elif args.lr_schedule != "constant" and args.steps_per_s is not None:
         steps_per_s = args.steps_per_s
         print(f"{args.lr_schedule}: {steps_per_s:.0f} steps/s given (--steps-per-s)")
     elif args.lr_schedule != "constant":
@@ -254,6 +286,14 @@ def main(argv: list[str] | None = None) -> int:
                     checkpoint_every=5000, log_every=200, seed=args.seed, device="auto",
                 )  # fmt: skip
                 run_dir = workdir
+            elif args.by_time:  # a fresh run per budget, bounded and annealed by its seconds
+                model.load_state_dict(initial)
+                cfg = TrainConfig(
+                    steps=10**9, max_seconds=60.0 * minutes, batch_size=512, lr=args.lr,
+                    warmup_steps=100, lr_schedule=args.lr_schedule, ema_decay=0.999,
+                    checkpoint_every=10**9, log_every=200, seed=args.seed, device="auto",
+                )  # fmt: skip
+                run_dir = workdir / f"budget{minutes:g}"
             else:  # a fresh run per budget, annealed to 0 at its end
                 model.load_state_dict(initial)
                 cfg = TrainConfig(
@@ -286,6 +326,20 @@ def main(argv: list[str] | None = None) -> int:
                 f"{1000 * dt / x_eval.shape[0]:9.2f} {nfe:4d} {train_gap:10.4f}",
                 flush=True,
             )
+            if kde_val is not None and kde_test_logp is not None and kde_val_logp is not None:
+                from pipeline.variants.ensemble import choose_weight, mixture_logp
+
+                val_logp, _ = pf_ode_logp(
+                    ema_model, BrownianMotion(sphere, sched), kde_val.float().to(x_eval.device),
+                    rtol=1e-5, atol=1e-5, base=base,
+                )  # fmt: skip
+                w, _ = choose_weight(kde_val_logp.numpy(), val_logp.double().cpu().numpy())
+                mix = mixture_logp(kde_test_logp.numpy(), logp.double().cpu().numpy(), w)
+                print(
+                    f"        kde_rsgm (w = {w:.2f} on kde): NLL {float(-mix.mean()):7.4f} "
+                    f"gap {float(-mix.mean()) - true_nll:7.4f}",
+                    flush=True,
+                )
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -56,12 +56,21 @@ def _dvc_executable() -> str:
 
 
 def _first_targets(repo: Path) -> list[str]:
-    """The fast pass: the incumbent ``kde`` fitted, evaluated and mapped on every catalogue
-    (seconds per stage), so the first table and maps exist minutes into a long run."""
+    """The fast pass: the incumbent ``kde`` evaluated and mapped on every catalogue (seconds per
+    stage), so the first table and maps exist minutes into a long run. Empty for a project
+    whose params do not evaluate or map ``kde`` (nothing to run first)."""
     from pipeline.cli_query import params_sections
 
-    catalogues = list(params_sections(repo, "ingest")["ingest"].get("catalogues", {}))
-    return [f"evaluate@{c}-kde" for c in catalogues] + [f"maps@{c}-kde" for c in catalogues]
+    if not (repo / "params.yaml").is_file():
+        return []
+    sections = params_sections(repo, "ingest", "evaluate", "maps")
+    catalogues = list(sections["ingest"].get("catalogues") or {})
+    targets = []
+    if "kde" in (sections["evaluate"].get("models") or []):
+        targets += [f"evaluate@{c}-kde" for c in catalogues]
+    if "kde" in (sections["maps"].get("models") or []):
+        targets += [f"maps@{c}-kde" for c in catalogues]
+    return targets
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -73,8 +82,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.force:
         base.append("--force")
     passes: list[tuple[str, list[str]]] = []
-    if args.first or not args.targets:
-        passes.append(("first pass (the kde incumbent: densities and maps)", _first_targets(repo)))
+    first = _first_targets(repo) if args.first or not args.targets else []
+    if args.first and not first:
+        print("geosgm run: --first: params.yaml evaluates and maps no kde", file=sys.stderr)
+        return EXIT_USAGE
+    if first:
+        passes.append(("first pass (the kde incumbent: densities and maps)", first))
     if not args.first:
         passes.append(("full run" if not args.targets else "targets", list(args.targets)))
     from pipeline.flows.server import local_prefect_server
