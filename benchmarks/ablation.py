@@ -42,10 +42,12 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Train and score one (catalogue, variant, seed); module-level for the process pool."""
     import torch
 
-    from pipeline import zoo
+    from pipeline.checkpoints import load_checkpoint_weights
+    from pipeline.config.train import TrainConfig
     from pipeline.data.splits import load_split
     from pipeline.likelihood import pf_ode_logp
-    from pipeline.training import TrainConfig, load_checkpoint_weights, train
+    from pipeline.training import train
+    from pipeline.variants import build_manifold, build_schedule, get_variant
 
     torch.set_num_threads(1)
     config, seed, model = job["config"], int(job["seed"]), job["model"]
@@ -57,21 +59,25 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     )
     data = torch.as_tensor(parts["train"], dtype=torch.float32)
     test = torch.as_tensor(parts["test"], dtype=torch.float32)
-    manifold = zoo.build_manifold(config.get("manifold"))
-    schedule = zoo.build_schedule(config["schedule"])
-    net = zoo.build_network(model, config, manifold, seed=seed)
-    loss_fn = zoo.build_loss(model, config, manifold, schedule)
+    manifold = build_manifold(config.get("manifold"))
+    schedule = build_schedule(config["schedule"])
+    net = get_variant(model).network(config, manifold, seed=seed)
+    loss_fn = get_variant(model).build_loss(config, manifold, schedule)
     out_dir = Path(job["out_dir"])
     shutil.rmtree(out_dir, ignore_errors=True)
     optim = {**config.get("optim", {}), "steps": int(job["steps"]), "seed": seed, "device": "cpu"}
     result = train(net, loss_fn, data, TrainConfig.from_dict(optim), out_dir, progress=False)
-    eval_net = zoo.build_network(model, config, manifold)
+    eval_net = get_variant(model).network(config, manifold)
     eval_net.load_state_dict(load_checkpoint_weights(out_dir, "ema"))
     eval_net.eval()
-    score_fn = zoo.score_field(model, eval_net, manifold, schedule)
+    score_fn = get_variant(model).score_field(eval_net, manifold, schedule)
     start = time.perf_counter()
     logp, nfe = pf_ode_logp(
-        score_fn, zoo.build_process(model, config, manifold, schedule), test, rtol=1e-5, atol=1e-5
+        score_fn,
+        get_variant(model).build_process(config, manifold, schedule),
+        test,
+        rtol=1e-5,
+        atol=1e-5,
     )
     shutil.rmtree(out_dir, ignore_errors=True)
     return {

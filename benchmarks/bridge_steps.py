@@ -66,9 +66,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Fit one model kind on one (catalogue, seed) and score it at every step count."""
     import torch
 
-    from pipeline.bridge.ipf import IPFConfig, run_ipf
     from pipeline.data.splits import load_split
     from pipeline.mmd import heat_kernel_matrix, mmd_test
+    from pipeline.variants.dsb.ipf import IPFConfig, run_ipf
 
     torch.set_num_threads(1)
     cat, seed, name = job["catalogue"], int(job["seed"]), job["model"]

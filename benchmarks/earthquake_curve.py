@@ -27,10 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._overrides import apply_overrides  # noqa: E402
-from pipeline import zoo  # noqa: E402
+from pipeline.checkpoints import load_checkpoint_weights  # noqa: E402
+from pipeline.config.train import TrainConfig  # noqa: E402
 from pipeline.data.splits import load_split  # noqa: E402
 from pipeline.likelihood import pf_ode_logp  # noqa: E402
-from pipeline.training import TrainConfig, load_checkpoint_weights, train  # noqa: E402
+from pipeline.training import train  # noqa: E402
+from pipeline.variants import build_manifold, build_schedule, get_variant  # noqa: E402
 from stages.common import load_params  # noqa: E402
 from stages.train_config import model_config  # noqa: E402
 
@@ -73,16 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     data = torch.as_tensor(parts["train"], dtype=torch.float32)
     test = torch.as_tensor(parts["test"], dtype=torch.float32)
-    manifold = zoo.build_manifold(config.get("manifold"))
-    schedule = zoo.build_schedule(config["schedule"])
-    net = zoo.build_network(args.model, config, manifold, seed=args.seed)
-    loss_fn = zoo.build_loss(args.model, config, manifold, schedule)
+    manifold = build_manifold(config.get("manifold"))
+    schedule = build_schedule(config["schedule"])
+    net = get_variant(args.model).network(config, manifold, seed=args.seed)
+    loss_fn = get_variant(args.model).build_loss(config, manifold, schedule)
     optim = dict(config.get("optim", {}))
     out_dir = args.workdir / f"{args.catalogue}-{args.model}-seed{args.seed}"
     shutil.rmtree(out_dir, ignore_errors=True)
 
-    eval_net = zoo.build_network(args.model, config, manifold)
-    score_fn = zoo.score_field(args.model, eval_net, manifold, schedule)
+    eval_net = get_variant(args.model).network(config, manifold)
+    score_fn = get_variant(args.model).score_field(eval_net, manifold, schedule)
     bars = KNOWN_BARS.get(args.catalogue, {})
     print(f"{args.catalogue}/{args.model} seed {args.seed}: {len(data)} train, {len(test)} test")
     print(f"config: {json.dumps(config)}")
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         logp, nfe = pf_ode_logp(
             score_fn,
-            zoo.build_process(args.model, config, manifold, schedule),
+            get_variant(args.model).build_process(config, manifold, schedule),
             test,
             rtol=1e-5,
             atol=1e-5,

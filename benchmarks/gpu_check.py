@@ -47,18 +47,22 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline import zoo  # noqa: E402
-from pipeline.config import deep_merge  # noqa: E402
-from pipeline.data.splits import load_split  # noqa: E402
 from pipeline.ensemble import (  # noqa: E402
     EnsembleDSMLoss,
     SeedEnsemble,
     ensemble_pf_ode_logp,
     train_ensemble,
 )
+
+from pipeline.checkpoints import load_checkpoint_weights  # noqa: E402
+from pipeline.config import deep_merge  # noqa: E402
+from pipeline.config.train import TrainConfig  # noqa: E402
+from pipeline.data.splits import load_split  # noqa: E402
+from pipeline.devices import resolve_device  # noqa: E402
 from pipeline.likelihood import pf_ode_logp  # noqa: E402
 from pipeline.sde.brownian import BrownianMotion  # noqa: E402
-from pipeline.training import TrainConfig, load_checkpoint_weights, resolve_device, train  # noqa: E402
+from pipeline.training import train  # noqa: E402
+from pipeline.variants import build_manifold, build_schedule, get_variant  # noqa: E402
 from stages.common import load_params  # noqa: E402
 from stages.train_config import model_config  # noqa: E402
 
@@ -139,10 +143,10 @@ def _train(
     config: dict, data: torch.Tensor, steps: int, out: Path, device: str, warmup: int = 50
 ) -> tuple[torch.nn.Module, float]:
     """Train ``steps`` steps after a ``warmup``-step warm-up; return the model and ms per step."""
-    manifold = zoo.build_manifold(config.get("manifold"))
-    schedule = zoo.build_schedule(config["schedule"])
-    net = zoo.build_network("rsgm", config, manifold, seed=0)
-    loss_fn = zoo.build_loss("rsgm", config, manifold, schedule)
+    manifold = build_manifold(config.get("manifold"))
+    schedule = build_schedule(config["schedule"])
+    net = get_variant("rsgm").network(config, manifold, seed=0)
+    loss_fn = get_variant("rsgm").build_loss(config, manifold, schedule)
     optim = {**config.get("optim", {}), "device": device, "seed": 0}
     optim["checkpoint_every"] = 10**9  # only the final checkpoint: time the steps
     warm = TrainConfig.from_dict({**optim, "steps": warmup})
@@ -163,11 +167,11 @@ def _train_ensemble(
     Returns:
         The seeds' EMA weights and ms per seed-step (an ensemble step over K).
     """
-    manifold = zoo.build_manifold(config.get("manifold"))
-    schedule = zoo.build_schedule(config["schedule"])
+    manifold = build_manifold(config.get("manifold"))
+    schedule = build_schedule(config["schedule"])
     seeds = list(range(ENSEMBLE_K))
-    models = [zoo.build_network("rsgm", config, manifold, seed=s) for s in seeds]
-    process = zoo.build_process("rsgm", config, manifold, schedule)
+    models = [get_variant("rsgm").network(config, manifold, seed=s) for s in seeds]
+    process = get_variant("rsgm").build_process(config, manifold, schedule)
     loss_fn = EnsembleDSMLoss(config.get("loss", {}), process)
     optim = {**config.get("optim", {}), "device": device, "checkpoint_every": 10**9}
     dirs = [out / f"seed{s}" for s in seeds]
@@ -186,19 +190,19 @@ def _ode_comparison(
     config: dict, ema_states: list[dict[str, torch.Tensor]], x: torch.Tensor, device: str
 ) -> dict[str, float]:
     """K per-seed PF-ODE solves one after another against one stacked solve of the K seeds."""
-    manifold = zoo.build_manifold(config.get("manifold"))
-    schedule = zoo.build_schedule(config["schedule"])
+    manifold = build_manifold(config.get("manifold"))
+    schedule = build_schedule(config["schedule"])
     process = BrownianMotion(manifold, schedule)
     nets = []
     for state in ema_states:
-        net = zoo.build_network("rsgm", config, manifold)
+        net = get_variant("rsgm").network(config, manifold)
         net.load_state_dict(state)
         nets.append(net.to(device).eval().requires_grad_(False))
     x = x.to(device)
     _sync(device)
     start = time.perf_counter()
     alone = [
-        pf_ode_logp(zoo.score_field("rsgm", net, manifold, schedule), process, x, rtol=1e-5,
+        pf_ode_logp(get_variant("rsgm").score_field(net, manifold, schedule), process, x, rtol=1e-5,
                     atol=1e-5)
         for net in nets
     ]  # fmt: skip
@@ -279,12 +283,12 @@ def main(argv: list[str] | None = None) -> int:
         record.update(ode)
         out = Path(tmp) / "nll"
         model, ms = _train(cpu_cfg, train_x, args.steps, out, device, warmup)
-        manifold = zoo.build_manifold(cpu_cfg.get("manifold"))
-        schedule = zoo.build_schedule(cpu_cfg["schedule"])
-        eval_net = zoo.build_network("rsgm", cpu_cfg, manifold)
+        manifold = build_manifold(cpu_cfg.get("manifold"))
+        schedule = build_schedule(cpu_cfg["schedule"])
+        eval_net = get_variant("rsgm").network(cpu_cfg, manifold)
         eval_net.load_state_dict(load_checkpoint_weights(out, "ema"))
         eval_net.to(device).eval()
-        score = zoo.score_field("rsgm", eval_net, manifold, schedule)
+        score = get_variant("rsgm").score_field(eval_net, manifold, schedule)
         start = time.perf_counter()
         logp, nfe = pf_ode_logp(
             score, BrownianMotion(manifold, schedule), test_x.to(device), rtol=1e-5, atol=1e-5

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from pipeline.config.train import TrainConfig  # noqa: E402
 from pipeline.likelihood import pf_ode_logp  # noqa: E402
 from pipeline.losses import make_rsgm_loss  # noqa: E402
 from pipeline.models import build_score_model  # noqa: E402
@@ -38,7 +39,7 @@ from pipeline.sde.brownian import BrownianMotion  # noqa: E402
 from pipeline.sde.schedules import LinearBeta  # noqa: E402
 from pipeline.so3.manifold import SO3  # noqa: E402
 from pipeline.so3.wrapped import reference_mixture  # noqa: E402
-from pipeline.training import TrainConfig, train  # noqa: E402
+from pipeline.training import train  # noqa: E402
 
 PUBLISHED = {16: 0.89, 32: 0.20, 64: -0.49}
 LOG_ANGLE_SHIFT = math.log(2.0 * math.sqrt(2.0))  # log of vol_F / vol_angle

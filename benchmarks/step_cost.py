@@ -49,26 +49,26 @@ def measure(model: str, threads: int, rounds: int, steps: int) -> dict[str, list
     import torch
     import yaml
 
-    from pipeline import zoo
+    from pipeline.config.train import TrainConfig, lr_factor
     from pipeline.losses import TimeSampler
     from pipeline.models.ema import EMA
-    from pipeline.training import TrainConfig, lr_factor
     from pipeline.transition import make_noise_sampler, make_score_target
+    from pipeline.variants import build_manifold, build_schedule, get_variant
     from stages.train_config import model_config
 
     torch.set_num_threads(threads)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     config = model_config(params["train"], "earthquake", model)
-    manifold = zoo.build_manifold(config.get("manifold"))
-    schedule = zoo.build_schedule(config["schedule"])
-    process = zoo.build_process(model, config, manifold, schedule)
+    manifold = build_manifold(config.get("manifold"))
+    schedule = build_schedule(config["schedule"])
+    process = get_variant(model).build_process(config, manifold, schedule)
     cfg = TrainConfig.from_dict({**config["optim"], "seed": 0, "device": "cpu"})
     gen = torch.Generator().manual_seed(0)
     data = manifold.random_uniform(4096, dtype=torch.float32)
     batch = cfg.batch_size
 
     def make_trainee() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-        net = zoo.build_network(model, config, manifold, seed=0)
+        net = get_variant(model).network(config, manifold, seed=0)
         return net, torch.optim.Adam(list(net.parameters()), lr=cfg.lr, fused=True)
 
     bare_net, bare_opt = make_trainee()
@@ -85,7 +85,7 @@ def measure(model: str, threads: int, rounds: int, steps: int) -> dict[str, list
     net, opt = make_trainee()
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: lr_factor(k, cfg))
     ema = EMA(net, cfg.ema_decay)
-    loss_fn = zoo.build_loss(model, config, manifold, schedule)
+    loss_fn = get_variant(model).build_loss(config, manifold, schedule)
     window = torch.zeros((), dtype=torch.float64)
 
     def step() -> None:

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from pipeline.atomic import atomic_write
+from pipeline.config.train import TrainConfig
 from pipeline.geometry import Sphere
 from pipeline.geometry.vmf import sample_vmf_rows, vmf_logp_s2_torch
 from pipeline.likelihood import pf_ode_logp
@@ -37,7 +38,7 @@ from pipeline.models import build_score_model
 from pipeline.sde.brownian import BrownianMotion  # noqa: E402
 from pipeline.sde.heat_kernel import heat_kernel_mixture_logp, prior_kl_uniform
 from pipeline.sde.schedules import LinearBeta
-from pipeline.training import TrainConfig, train
+from pipeline.training import train
 
 #: Mixture components: concentrations (sharp to broad) and weights.
 KAPPAS = (1.0, 5.0, 20.0, 50.0, 100.0, 200.0)
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     kde_test_logp: Tensor | None = None
     kde_val_logp: Tensor | None = None
     if args.kde:
-        from pipeline.variants.kde import fit_kde
+        from pipeline.variants.kde.density import fit_kde
 
         n_fit = int(0.9 * data["train"].shape[0])
         kde_val = data["train"][n_fit:]
@@ -327,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             if kde_val is not None and kde_test_logp is not None and kde_val_logp is not None:
-                from pipeline.variants.ensemble import choose_weight, mixture_logp
+                from pipeline.variants.kde_rsgm.mixture import choose_weight, mixture_logp
 
                 val_logp, _ = pf_ode_logp(
                     ema_model, BrownianMotion(sphere, sched), kde_val.float().to(x_eval.device),

@@ -32,10 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     import yaml
 
-    from pipeline import zoo
     from pipeline.losses import TimeSampler
     from pipeline.sde.heat_kernel import _logp_dlogp_theta, heat_kernel_score
     from pipeline.transition import make_noise_sampler
+    from pipeline.variants import build_manifold, build_schedule, get_variant
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n-theta", type=int, default=1025)
@@ -51,9 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     from stages.train_config import model_config
 
     config = model_config(params["train"], "earthquake", "rsgm")
-    manifold = zoo.build_manifold(config["manifold"])
-    schedule = zoo.build_schedule(config["schedule"])
-    process = zoo.build_process("rsgm", config, manifold, schedule)
+    manifold = build_manifold(config["manifold"])
+    schedule = build_schedule(config["schedule"])
+    process = get_variant("rsgm").build_process(config, manifold, schedule)
     eps = float(config["loss"].get("eps", 1e-3))
     t_sampler = TimeSampler("log_uniform", eps, schedule.T)
     s_lo = float(schedule.heat_time(torch.tensor(eps, dtype=torch.float64))) * 0.999

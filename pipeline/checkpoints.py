@@ -44,8 +44,6 @@ __all__ = [
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
 STATE_FILE = "state.safetensors"
-LEGACY_STATE_FILE = "state.pt"
-"""Written by earlier versions (a torch pickle, read with ``weights_only=True``)."""
 META_FILE = "meta.json"
 
 
@@ -58,7 +56,7 @@ def write_model_card(model_dir: Path, kind: str, config: dict[str, Any]) -> None
 
     Args:
         model_dir: The checkpoint directory.
-        kind: Model name (see :mod:`pipeline.zoo`).
+        kind: Model name (see :mod:`pipeline.variants`).
         config: The plain config dict the model was built from.
     """
     text = json.dumps({"kind": kind, "config": config}, indent=2) + "\n"
@@ -200,11 +198,7 @@ def load_resume_state(
     """
     state_path = out_dir / STATE_FILE
     try:
-        if state_path.is_file() or not (out_dir / LEGACY_STATE_FILE).is_file():
-            state = load_state(state_path)
-        else:
-            state_path = out_dir / LEGACY_STATE_FILE
-            state = torch.load(state_path, weights_only=True, map_location="cpu")
+        state = load_state(state_path)
     except FileNotFoundError as exc:
         raise CheckpointError(f"{state_path}: missing; {_INCONSISTENT}") from exc
     except Exception as exc:  # a truncated file: safetensors and torch raise several types

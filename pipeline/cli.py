@@ -232,31 +232,12 @@ def _write_change_maps(repo: Path, args: argparse.Namespace) -> int:
 
 
 def _cmd_refresh(args: argparse.Namespace) -> int:
-    import logging
+    # The lock first (one line, rc 3, nothing started), then the server and the flow.
+    from pipeline.flows.refresh_command import refresh_command
 
-    from pipeline.flows.server import local_prefect_server
-    from pipeline.process_group import supervise
-
-    repo = _repo_dir(args.repo)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("pipeline.flows.refresh").setLevel(logging.INFO)
-    from pipeline.flows.refresh import RefreshError, RefreshLockedError
-
-    # The flow's `dvc repro` stays in this process's group; the supervisor finds it (and any
-    # stage it orphans) in the process tree.
-    with supervise(), local_prefect_server(repo):
-        from pipeline.flows.refresh import refresh
-
-        try:
-            result = refresh(repo, run_repro=not args.no_repro, lock_timeout=args.lock_timeout)
-        except RefreshLockedError as exc:
-            print(f"geosgm refresh: {exc}", file=sys.stderr)
-            return EXIT_LOCKED
-        except RefreshError as exc:  # a split protocol that cannot take the rows, a failed repro
-            print(f"geosgm refresh: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-            return EXIT_FAILED
-    print(result.summary())
-    return EXIT_OK if result.ok else EXIT_FAILED
+    return refresh_command(
+        _repo_dir(args.repo), run_repro=not args.no_repro, lock_timeout=args.lock_timeout
+    )
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -298,10 +279,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
-    import yaml
-
-    from pipeline.config import deep_merge
-    from pipeline.params_file import ParamsFileError, read_yaml_mapping
+    from pipeline.config.edit import ParamsEditError, apply_profile_text
+    from pipeline.config.yaml_file import ParamsFileError, read_yaml_mapping
 
     repo = _repo_dir(args.repo)
     profile = repo / "profiles" / f"{args.name}.yaml"
@@ -312,18 +291,28 @@ def _cmd_profile(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     params_path = repo / "params.yaml"
     try:
-        merged = deep_merge(read_yaml_mapping(params_path), read_yaml_mapping(profile))
+        read_yaml_mapping(params_path)  # one-line errors for a missing or broken file
+        old_text = params_path.read_text(encoding="utf-8")
+        # Only the lines whose values change are rewritten: the user's comments stay.
+        text = apply_profile_text(old_text, read_yaml_mapping(profile))
     except ParamsFileError as exc:
         print(f"geosgm profile: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except ParamsEditError as exc:
+        print(
+            f"geosgm profile: cannot apply {profile.name} to {params_path}: {exc}", file=sys.stderr
+        )
+        return EXIT_FAILED
+    if text == old_text:
+        print(f"geosgm profile: params.yaml already has {profile.name}; nothing changed")
+        return EXIT_OK
     from pipeline.atomic import atomic_write
 
-    text = (
-        f"# params.yaml with profile {args.name!r} applied (git checkout params.yaml to undo)\n"
-        + yaml.safe_dump(merged, sort_keys=False)
-    )
     atomic_write(params_path, lambda tmp: tmp.write_text(text, encoding="utf-8"), ".yaml")
-    print(f"geosgm profile: applied {profile.name} to params.yaml; now run `geosgm run`")
+    print(
+        f"geosgm profile: applied {profile.name} to params.yaml (git checkout params.yaml "
+        "to undo); now run `geosgm run`"
+    )
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ __all__ = ["density", "load_models", "params_sections", "query_errors", "sample"
 
 def params_sections(repo: Path, *names: str) -> dict[str, dict[str, Any]]:
     """Checked sections of the project's params.yaml, read once (``{}`` when absent)."""
-    from pipeline.params_file import read_yaml_mapping
-    from pipeline.params_schema import check_section
+    from pipeline.config.params_schema import check_section
+    from pipeline.config.yaml_file import read_yaml_mapping
 
     path = repo / "params.yaml"
     params = read_yaml_mapping(path)
@@ -60,8 +61,8 @@ def seed_list(text: str) -> list[int]:
 
 def query_errors() -> tuple[type[BaseException], ...]:
     from pipeline.checkpoints import CheckpointError
+    from pipeline.config.schema import ParamsError
     from pipeline.query.points import PointsError
-    from pipeline.schema import ParamsError
 
     return (PointsError, ParamsError, CheckpointError, ValueError, FileNotFoundError)
 
@@ -115,10 +116,15 @@ def density(args: argparse.Namespace, repo: Path) -> None:
 def sample(args: argparse.Namespace, repo: Path) -> None:
     """``geosgm sample``: a synthetic catalogue drawn from the chosen seeds' models.
 
+    Streams :data:`pipeline.query.synthetic.CHUNK_SIZE` events at a time to the file, with
+    a progress line per chunk on stderr when there are several (``args.chunk_size``, when
+    the parser sets it, overrides the chunk size; the chunked seeding is described in
+    :mod:`pipeline.query.synthetic`).
+
     Raises:
         One of :func:`query_errors` on a bad output name, params or models.
     """
-    from pipeline.query.synthetic import output_format, sample_catalogue, write_catalogue
+    from pipeline.query.synthetic import CHUNK_SIZE, output_format, write_samples
 
     out = Path(args.out)
     output_format(out)  # before the models load
@@ -126,11 +132,27 @@ def sample(args: argparse.Namespace, repo: Path) -> None:
     steps = int(args.steps or sections["maps"].get("sample_steps", 300))
     if steps < 1:
         raise ValueError(f"--steps must be at least 1, got {steps}")
-    catalogue = sample_catalogue(models, args.n, args.seed, steps)
     comment = (
         f"geosgm sample: {args.n} events from {args.catalogue}/{args.model}, seeds "
         f"{list(models)} (equal-weight mixture), reverse geodesic random walk with {steps} "
         f"steps, --seed {args.seed}"
     )
-    write_catalogue(catalogue, out, comment=comment)
+    chunk_size = int(getattr(args, "chunk_size", None) or CHUNK_SIZE)
+    if args.n > chunk_size:  # drawn in chunks: the seed gives the same file per chunk size
+        comment += f", drawn in chunks of {chunk_size}"
+    start = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        # One line per chunk, only when there are several: a long run shows it is moving.
+        if total > chunk_size:
+            print(
+                f"geosgm sample: {done}/{total} events written ({100.0 * done / total:.1f}%, "
+                f"{time.perf_counter() - start:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    write_samples(
+        models, args.n, args.seed, steps, out, comment, chunk_size=chunk_size, progress=progress
+    )
     print(f"geosgm sample: wrote {args.n} events to {out}")

@@ -72,7 +72,7 @@ def pf_ode_logp(
         generator: Generator for the Hutchinson probes.
         norm: Error norm of the adaptive step control, ``(points (B, D), logp (B,)) ->
             scalar`` (None: torchdiffeq's mixed RMS norm; ignored by fixed-grid methods).
-            :func:`pipeline.ensemble.ensemble_pf_ode_logp` passes a per-seed maximum.
+            (e.g. a per-block maximum for stacked solves).
 
     Returns:
         Tuple ``(logp, nfe)``: logp shape (N,), log-density in nats w.r.t. the Riemannian volume;

@@ -40,6 +40,11 @@ direct child (what ``subprocess`` does on Ctrl-C) orphans the rest. Design:
   any service still running when it exits, on every path. On Linux a service also gets
   SIGTERM from the kernel when the CLI dies without cleaning up (``PR_SET_PDEATHSIG``, e.g. a
   ``kill -9``).
+* **Tied to the CLI** (issue 33): every command started in its own session (:meth:`Supervisor.run`,
+  :func:`start_service`, refresh's ``dvc repro``) runs under :func:`tie_to_parent`'s guard,
+  which turns the CLI's death (``kill -9`` of its pid or of its process group) into SIGTERM
+  for the command's whole group: ``dvc repro`` and its stages (which stop on SIGTERM,
+  :mod:`pipeline.stopping`), the server and its ``uvicorn``. Nothing is left at PPID 1.
 
 Prefect's flow engine replaces the SIGTERM handler while a flow runs in the process (the
 refresh flow): it raises its own ``TerminationSignal``, unwinds the flow (``subprocess.run``
@@ -72,6 +77,7 @@ __all__ = [
     "start_service",
     "stop_service",
     "supervise",
+    "tie_to_parent",
 ]
 
 #: Seconds the supervised processes get to exit after the forwarded signal.
@@ -91,15 +97,67 @@ _SERVICES: dict[int, subprocess.Popen[Any]] = {}
 #: The innermost active supervisor (services wait for its processes before they stop).
 _ACTIVE: list[Supervisor] = []
 
-# Run by the service's own interpreter before it execs the service: ask the kernel for SIGTERM
-# when the parent (the CLI) dies, and give up if it is already gone.
-_TIE_TO_PARENT = (
-    "import ctypes, os, sys\n"
-    f"ctypes.CDLL(None).prctl({_PR_SET_PDEATHSIG}, {int(signal.SIGTERM)}, 0, 0, 0)\n"
-    "if os.getppid() != int(sys.argv[1]):\n"
-    "    sys.exit(1)\n"
-    "os.execvp(sys.argv[2], sys.argv[2:])\n"
-)
+# The guard: a tiny interpreter that leads the child's session and runs the command under it
+# (no preexec_fn: it is not safe in a process with threads, and Prefect runs some). It asks
+# the kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG; gives up if the parent is
+# already gone), and then sends SIGTERM to its whole process group: `dvc repro`'s stages and
+# `prefect server start`'s uvicorn would otherwise outlive a kill -9 of the CLI, as orphans.
+# While the parent lives, SIGTERM goes on to the command alone (the supervisor signals the
+# others itself) and SIGINT is left to the group's members, which get it directly. The guard
+# exits as the command did (the same code, or the same signal).
+_GUARD = """\
+import ctypes, os, signal, subprocess, sys
+parent = int(sys.argv[1])
+ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+if os.getppid() != parent:
+    sys.exit(1)
+state = {"child": None, "orphaned": False}
+def on_term(signum, frame):
+    if state["orphaned"]:
+        return
+    if os.getppid() != parent and os.getpgid(0) == os.getpid():
+        state["orphaned"] = True
+        os.killpg(0, signal.SIGTERM)
+    elif state["child"] is not None:
+        state["child"].send_signal(signum)
+signal.signal(signal.SIGTERM, on_term)
+signal.signal(signal.SIGINT, lambda signum, frame: None)
+state["child"] = child = subprocess.Popen(sys.argv[2:])
+if os.getppid() != parent:
+    on_term(signal.SIGTERM, None)
+rc = child.wait()
+if rc < 0:
+    try:
+        signal.signal(-rc, signal.SIG_DFL)
+    except (OSError, ValueError):
+        pass
+    os.kill(os.getpid(), -rc)
+    sys.exit(128 - rc)
+sys.exit(rc)
+""".replace("PR_SET_PDEATHSIG", str(_PR_SET_PDEATHSIG))
+
+
+def tie_to_parent(cmd: Sequence[str]) -> list[str]:
+    """``cmd`` run under a guard that stops its process group when this thread dies.
+
+    On Linux the returned command starts a small Python guard (see ``_GUARD``) that asks the
+    kernel for SIGTERM when its parent thread dies (``PR_SET_PDEATHSIG``), even by
+    ``kill -9``, and then sends SIGTERM to its whole process group, so run it with
+    ``start_new_session=True``: the command and everything it starts (``dvc repro``'s stages,
+    the Prefect server's uvicorn) get SIGTERM and stop. Elsewhere ``cmd`` is returned as is.
+    Start it from a thread that outlives the child (the death signal follows the thread).
+
+    Args:
+        cmd: The command (``cmd[0]`` a path or a name on ``PATH``).
+
+    Returns:
+        The command to pass to ``subprocess.Popen``; it exits with the command's exit code
+        (or the signal that killed it).
+    """
+    argv = list(cmd)
+    if not sys.platform.startswith("linux"):
+        return argv
+    return [sys.executable, "-I", "-c", _GUARD, str(os.getpid()), *argv]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -216,6 +274,8 @@ class Supervisor:
         self._exempt: set[psutil.Process] = set(self._me.children(recursive=True))
         self._services_before = set(_SERVICES)
         self._groups: set[int] = set()
+        #: Pids of the guards of :meth:`run` (:func:`tie_to_parent`): not counted as killed.
+        self._guards: set[int] = set()
         self._seen: set[psutil.Process] = set()
         self._signalled: set[psutil.Process] = set()
 
@@ -232,8 +292,11 @@ class Supervisor:
         Raises:
             Interrupted: On SIGINT/SIGTERM, after its whole process tree has exited.
         """
-        proc = subprocess.Popen(list(cmd), start_new_session=True, **popen_kwargs)
+        # Under the guard: `kill -9` of this process must not leave the command running.
+        proc = subprocess.Popen(tie_to_parent(cmd), start_new_session=True, **popen_kwargs)
         self._groups.add(proc.pid)
+        if sys.platform.startswith("linux"):
+            self._guards.add(proc.pid)
         try:
             return proc.wait()
         finally:
@@ -299,7 +362,8 @@ class Supervisor:
             timeout: Seconds to wait for them to be gone.
 
         Returns:
-            How many processes were alive and got SIGKILL.
+            How many processes were alive and got SIGKILL (the commands' guards, which only
+            wait for their command, are not counted).
         """
         live = self.children()
         for proc in live:
@@ -312,7 +376,7 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while self.children() and time.monotonic() < deadline:
             time.sleep(self.poll)
-        return len(live)
+        return sum(1 for p in live if p.pid not in self._guards)
 
     def _services(self) -> list[subprocess.Popen[Any]]:
         return [p for pid, p in _SERVICES.items() if pid not in self._services_before]
@@ -385,9 +449,9 @@ def start_service(cmd: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[A
 
     It leads its own session (a terminal Ctrl-C does not reach it; :func:`stop_service` stops
     its whole group), is never sent a supervisor's forwarded signal, and on Linux gets SIGTERM
-    from the kernel if this thread dies first (``PR_SET_PDEATHSIG``, set by a tiny
-    interpreter that then execs ``cmd``). Start it from the main thread: the death signal
-    follows the thread that started it.
+    from the kernel if this thread dies first, and its whole group with it
+    (:func:`tie_to_parent`: ``uvicorn`` under ``prefect server start`` too). Start it from the
+    main thread: the death signal follows the thread that started it.
 
     Args:
         cmd: The command (``cmd[0]`` a path or a name on ``PATH``).
@@ -396,10 +460,7 @@ def start_service(cmd: Sequence[str], **popen_kwargs: Any) -> subprocess.Popen[A
     Returns:
         The process (its pid is its process group id).
     """
-    argv = list(cmd)
-    if sys.platform.startswith("linux"):
-        argv = [sys.executable, "-I", "-c", _TIE_TO_PARENT, str(os.getpid()), *argv]
-    proc = subprocess.Popen(argv, start_new_session=True, **popen_kwargs)
+    proc = subprocess.Popen(tie_to_parent(cmd), start_new_session=True, **popen_kwargs)
     _SERVICES[proc.pid] = proc
     return proc
 

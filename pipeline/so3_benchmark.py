@@ -1,10 +1,10 @@
 r"""The SO(3) benchmark: each model kind fitted to each seed's mixture file, scored on its test
 points, and tabulated beside the true density and the published rows.
 
-The models are the S² ones with ``manifold: {name: so3}``: the same zoo, trainer
-(:func:`pipeline.fit.fit_seed`), PF-ODE likelihood and checkpoints. ``ambient_rb_corrected``
-reuses the ``ambient_rb`` weights; on SO(3) ⊂ R^{3×3} its correction is not zero
-(½W_H − Ric♯ = ¼ Id, :class:`pipeline.so3.manifold.SO3`).
+The models are the S² variants that run on SO(3), with ``manifold: {name: so3}``: the same
+variants (:mod:`pipeline.variants`), trainer, PF-ODE likelihood and checkpoints.
+``ambient_rb_corrected`` reuses the ``ambient_rb`` weights; on SO(3) ⊂ R^{3×3} its correction is
+not zero (½W_H − Ric♯ = ¼ Id, :class:`pipeline.so3.manifold.SO3`).
 
 Log-likelihoods are per test point; this module reports them in two measures:
 
@@ -25,12 +25,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline import zoo
 from pipeline.config import deep_merge
 from pipeline.evaluation import load_trained, log_density
-from pipeline.fit import fit_seed
 from pipeline.metrics import nll_statistics
 from pipeline.so3.benchmark_data import benchmark_path, load_benchmark
+from pipeline.variants import get_variant
 
 __all__ = [
     "ANGLE_SHIFT",
@@ -59,7 +58,7 @@ def trained_kinds(models: Sequence[str]) -> list[str]:
     in first-appearance order."""
     out: list[str] = []
     for model in models:
-        kind = zoo.TRAINED_FROM[zoo.check_kind(model)]
+        kind = get_variant(model).trained_from
         if kind not in out:
             out.append(kind)
     return out
@@ -67,7 +66,7 @@ def trained_kinds(models: Sequence[str]) -> list[str]:
 
 def model_configs(section: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Each trained kind's config: ``common`` deep-merged with the kind's own section, checked
-    by building it once (:func:`pipeline.zoo.validate_config`).
+    by building it once (:meth:`pipeline.variants.base.Variant.validate`).
 
     Raises:
         KeyError: If ``models`` is missing.
@@ -78,7 +77,10 @@ def model_configs(section: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         config = deep_merge(section.get("common") or {}, section.get(kind) or {})
         if (config.get("manifold") or {}).get("name") != "so3":
             raise ValueError(f"so3.{kind}: the manifold must be {{name: so3}}")
-        zoo.validate_config(kind, config)
+        variant = get_variant(kind)
+        if "so3" not in variant.manifolds:
+            raise ValueError(f"so3.models: model {kind!r} does not run on SO(3)")
+        variant.validate(config)
         out[kind] = config
     return out
 
@@ -124,8 +126,8 @@ def fit_and_score_seed(
     torch.set_num_threads(max(1, int(torch_threads)))
     data = load_benchmark(benchmark_path(data_dir, mixture, seed))
     model_dir = Path(models_dir) / kind / f"seed{int(seed)}"
-    x_train = torch.as_tensor(data.train, dtype=torch.float32)
-    fitted = fit_seed(kind, config, x_train, seed, model_dir)
+    parts = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in (("train", data.train),)}
+    fitted = get_variant(kind).fit(config, parts, seed, model_dir)
     scores = {}
     for eval_kind in eval_kinds:
         t0 = time.perf_counter()

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.checkpoints import read_checkpoint_meta
 from pipeline.evaluation import load_trained, log_density, normalization
 from pipeline.likelihood import pf_ode_logp
 from pipeline.metrics import nll_statistics
 from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.process import ForwardProcess
-from pipeline.training import read_checkpoint_meta
 
 __all__ = [
     "far_radii",

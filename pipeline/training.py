@@ -1,6 +1,6 @@
 """The trainer: Adam, warm-up + constant/cosine/WSD learning rate, EMA, resumable checkpoints.
 
-Its settings and learning-rate schedule are :mod:`pipeline.train_config`, its device choice
+Its settings and learning-rate schedule are :mod:`pipeline.config.train`, its device choice
 :mod:`pipeline.devices`, checkpoints (their files and checks) :mod:`pipeline.checkpoints`.
 Nothing in a checkpoint holds a wall-clock value (the training seconds are returned in
 :class:`TrainResult`, for a ``cache: false`` timings file), so an identical retrain gives
@@ -27,39 +27,19 @@ from tqdm import tqdm
 from pipeline.checkpoints import (
     EMA_FILE,
     META_FILE,
-    MODEL_CARD_FILE,
     MODEL_FILE,
     STATE_FILE,
     CheckpointError,
-    load_checkpoint_weights,
     load_resume_state,
     read_checkpoint_meta,
     save_checkpoint,
-    write_model_card,
 )
+from pipeline.config.train import TrainConfig, lr_factor
 from pipeline.devices import checks_are_free, resolve_device
 from pipeline.models.ema import EMA
 from pipeline.stopping import StopRequested, stop_requested
-from pipeline.train_config import TrainConfig, lr_factor
 
-__all__ = [
-    "EMA_FILE",
-    "META_FILE",
-    "MODEL_CARD_FILE",
-    "MODEL_FILE",
-    "STATE_FILE",
-    "CheckpointError",
-    "TrainConfig",
-    "TrainResult",
-    "TrainingDivergedError",
-    "load_checkpoint_weights",
-    "lr_factor",
-    "read_checkpoint_meta",
-    "resolve_device",
-    "save_checkpoint",
-    "train",
-    "write_model_card",
-]
+__all__ = ["PlainProgress", "TrainResult", "TrainingDivergedError", "progress_line", "train"]
 
 LossFn = Callable[[nn.Module, Tensor, torch.Generator], Tensor]
 StepCallback = Callable[[int, float], None]
@@ -90,6 +70,109 @@ class TrainResult:
     resumed_from: int = 0
 
 
+def _duration(seconds: float) -> str:
+    """``45s``, ``7m40s`` or ``2h05m``."""
+    total = max(0, round(seconds))
+    if total < 60:
+        return f"{total}s"
+    if total < 3600:
+        return f"{total // 60}m{total % 60:02d}s"
+    return f"{total // 3600}h{total % 3600 // 60:02d}m"
+
+
+def progress_line(
+    label: str,
+    step: int,
+    total: int,
+    rate: float,
+    elapsed: float,
+    max_seconds: float | None = None,
+    done: bool = False,
+) -> str:
+    """One plain progress line, e.g. ``train seed 3: step 1200/20000 (6%), 41 steps/s, ETA 7m40s``.
+
+    The ETA is the sooner of the two stops of :func:`train`: the remaining steps at the
+    measured rate, or what is left of the ``max_seconds`` budget (then marked "time budget").
+
+    Args:
+        label: What is training, e.g. ``train seed 3``.
+        step: Steps done.
+        total: Steps asked for (``cfg.steps``).
+        rate: Measured steps per second (0 when unknown).
+        elapsed: Training seconds so far (resumes included), as the budget counts them.
+        max_seconds: The time budget, or None.
+        done: The final line: the total time instead of an ETA.
+
+    Returns:
+        The line, without a newline.
+    """
+    pct = 100 * step // total if total > 0 else 100
+    speed = f"{rate:.0f}" if rate >= 10 else f"{rate:.1f}"
+    head = f"{label}: step {step}/{total} ({pct}%), {speed} steps/s"
+    if done:
+        return f"{head}, done in {_duration(elapsed)}"
+    by_steps = (total - step) / rate if rate > 0 else math.inf
+    by_budget = math.inf if max_seconds is None else max(0.0, max_seconds - elapsed)
+    if math.isinf(by_steps) and math.isinf(by_budget):
+        return f"{head}, ETA unknown"
+    if by_budget < by_steps:
+        return f"{head}, ETA {_duration(by_budget)} (time budget)"
+    return f"{head}, ETA {_duration(by_steps)}"
+
+
+class PlainProgress:
+    """Progress for a log file: one :func:`progress_line` at most every ``every`` seconds.
+
+    Driven by the trainer's own ``elapsed`` seconds (no clock of its own), so a test can feed
+    it any times. The rate is measured over this run only (a resume starts it afresh).
+
+    Args:
+        label: Prefix of each line, e.g. ``train seed 3``.
+        total: Steps asked for.
+        max_seconds: The trainer's time budget, or None.
+        step: Step at the start (a resume's).
+        elapsed: Training seconds at the start.
+        stream: Where lines go (default: ``sys.stderr`` at creation).
+        every: Least seconds between two lines.
+    """
+
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        max_seconds: float | None,
+        step: int,
+        elapsed: float,
+        stream: Any = None,
+        every: float = 30.0,
+    ) -> None:
+        self.label, self.total, self.max_seconds, self.every = label, total, max_seconds, every
+        self.stream = sys.stderr if stream is None else stream
+        self.start_step, self.start_elapsed = step, elapsed
+        self.last = elapsed
+
+    def _rate(self, step: int, elapsed: float) -> float:
+        seconds = elapsed - self.start_elapsed
+        return (step - self.start_step) / seconds if seconds > 0 else 0.0
+
+    def _write(self, line: str) -> None:
+        print(line, file=self.stream, flush=True)
+
+    def update(self, step: int, elapsed: float) -> None:
+        """Writes a line when ``every`` seconds have passed since the last one."""
+        if elapsed - self.last < self.every:
+            return
+        self.last = elapsed
+        rate = self._rate(step, elapsed)
+        self._write(progress_line(self.label, step, self.total, rate, elapsed, self.max_seconds))
+
+    def close(self, step: int, elapsed: float) -> None:
+        """Writes the final line (nothing when this run did no step)."""
+        if step > self.start_step:
+            rate = self._rate(step, elapsed)
+            self._write(progress_line(self.label, step, self.total, rate, elapsed, done=True))
+
+
 def train(
     model: nn.Module,
     loss_fn: LossFn,
@@ -114,7 +197,8 @@ def train(
         train_data: Tensor, shape (N, D), training points.
         cfg: Trainer config.
         out_dir: Checkpoint directory.
-        progress: Show a tqdm bar (only when stderr is a terminal).
+        progress: Show a tqdm bar when stderr is a terminal; otherwise (a log file) a plain
+            :class:`PlainProgress` line at most every 30 s and at the end.
         callback: Called as ``callback(step, loss)`` after each step (step counts steps done);
             an exception raised there stops training (used to simulate interruption).
         restart_damaged: On a damaged checkpoint in ``out_dir`` (a process killed while it
@@ -212,6 +296,12 @@ def train(
 
     show = progress and sys.stderr.isatty()
     bar = tqdm(total=cfg.steps, initial=step, disable=not show, desc="train", dynamic_ncols=True)
+    # Nobody sees a bar in a log file: a readable line every 30 s instead.
+    plain = (
+        PlainProgress(f"train seed {cfg.seed}", cfg.steps, cfg.max_seconds, step, elapsed)
+        if progress and not show
+        else None
+    )
     model.train()
     t_start = time.perf_counter() - elapsed
     try:
@@ -242,6 +332,8 @@ def train(
                 window_n = 0
                 bar.set_postfix(loss=f"{history[-1][1]:.4f}")
             bar.update(1)
+            if plain is not None:
+                plain.update(step, elapsed)
             if step % cfg.checkpoint_every == 0:
                 check_window()
                 save_checkpoint(out_dir, model, ema, optimizer, scheduler, generator, make_meta())
@@ -255,6 +347,8 @@ def train(
                 )
     finally:
         bar.close()
+    if plain is not None:
+        plain.close(step, elapsed)
     if window_n > 0:
         check_window()
         history.append((step, float(window) / window_n))

@@ -23,8 +23,6 @@ from pipeline.sde.exact_sampler import HeatKernelSampler
 from pipeline.sde.heat_kernel import heat_kernel_score
 from pipeline.sde.heat_kernel_table import HeatKernelScoreTable
 from pipeline.sde.process import ForwardProcess
-from pipeline.so3.heat_kernel import so3_exact_bm_sample, so3_heat_kernel_score
-from pipeline.so3.manifold import SO3
 
 Target = Literal["exact", "tabulated", "varadhan"]
 NoiseSampler = Callable[[Tensor, Tensor, torch.Generator], Tensor]
@@ -40,7 +38,7 @@ def is_s2(manifold: Manifold) -> bool:
 
 def has_heat_kernel(manifold: Manifold) -> bool:
     """Whether the heat kernel's score and an exact sampler are implemented (S², SO(3))."""
-    return is_s2(manifold) or isinstance(manifold, SO3)
+    return is_s2(manifold) or hasattr(manifold, "exact_heat_kernel")
 
 
 def exact_score_fn(manifold: Manifold | None) -> ScoreTarget:
@@ -49,8 +47,8 @@ def exact_score_fn(manifold: Manifold | None) -> ScoreTarget:
     Raises:
         ValueError: On another manifold.
     """
-    if isinstance(manifold, SO3):
-        return so3_heat_kernel_score
+    if hasattr(manifold, "exact_heat_kernel"):  # SO(3)
+        return manifold.exact_heat_kernel()[0]  # type: ignore[union-attr,no-any-return]
     if manifold is None or is_s2(manifold):
         return heat_kernel_score
     raise ValueError(
@@ -101,8 +99,8 @@ def make_noise_sampler(
                 f"exact forward sampling is implemented for Brownian motion on S² and SO(3) "
                 f"only, got {process!r}; use sampler: grw"
             )
-        if isinstance(process.manifold, SO3):
-            return so3_exact_bm_sample
+        if hasattr(process.manifold, "exact_heat_kernel"):  # SO(3)
+            return process.manifold.exact_heat_kernel()[1]  # type: ignore[no-any-return]
         s_lo, s_hi = _heat_time_range(process, eps)
         tables: dict[tuple[torch.device, torch.dtype], HeatKernelSampler] = {}
 

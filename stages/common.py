@@ -11,8 +11,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.atomic import atomic_write
 from pipeline.config import deep_merge
 
@@ -22,29 +20,28 @@ PARAMS_FILE = Path("params.yaml")
 
 
 def load_params(path: Path = PARAMS_FILE) -> dict[str, Any]:
-    """Read the whole params file (``yaml.safe_load``).
+    """Read the whole params file (:func:`pipeline.config.read_yaml_mapping`, the one reader).
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        ValueError: If it is not a mapping.
+        ValueError: If it is not valid YAML or not a mapping (one line naming the file).
     """
+    from pipeline.config import read_yaml_mapping
+
     if not path.is_file():
         raise FileNotFoundError(f"{path}: params file not found (run from the project root)")
-    params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    if not isinstance(params, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
-    return params
+    return read_yaml_mapping(path)
 
 
 def section(params: Mapping[str, Any], name: str, where: Path = PARAMS_FILE) -> dict[str, Any]:
     """One top-level section of the params, as a dict, checked against its schema
-    (:mod:`pipeline.params_schema`: unknown keys, types and ranges, by key path).
+    (:mod:`pipeline.config.params_schema`: unknown keys, types and ranges, by key path).
 
     Raises:
         KeyError: If the section is missing or not a mapping.
-        pipeline.schema.ParamsError: If a value breaks the section's schema.
+        pipeline.config.schema.ParamsError: If a value breaks the section's schema.
     """
-    from pipeline.params_schema import check_section
+    from pipeline.config.params_schema import check_section
 
     value = params.get(name)
     if not isinstance(value, Mapping):

@@ -2,7 +2,7 @@
 
 A post-hoc variant evaluates another model's trained weights differently
 (``ambient_rb_corrected``: the ``ambient_rb`` weights with the curvature correction; see
-:data:`pipeline.zoo.TRAINED_FROM`). This stage copies the weights' folder to
+:attr:`pipeline.variants.base.Variant.trained_from`). This stage copies the weights' folder to
 ``data/models/<catalogue>/<variant>/``, byte for byte (the DVC cache stores the files once), so
 that ``evaluate@<catalogue>-<variant>`` and ``maps@…`` depend on their own folder only and
 retraining one model kind reruns only the stages that read it.
@@ -25,11 +25,11 @@ def run(args: argparse.Namespace) -> Path:
         ValueError: If the model is not a post-hoc variant.
         FileNotFoundError: If the trained folder is missing.
     """
-    from pipeline import kinds as zoo
     from pipeline.atomic import atomic_copy_tree
+    from pipeline.variants import get_variant
 
-    model = zoo.check_kind(args.model)
-    source = zoo.TRAINED_FROM[model]
+    model = args.model
+    source = get_variant(model).trained_from
     if source == model:
         raise ValueError(f"{model!r} is trained by train@{args.catalogue}-{model}, not derived")
     src = args.models_dir / args.catalogue / source

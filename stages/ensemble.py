@@ -1,8 +1,8 @@
-"""DVC stage ``ensemble@<catalogue>``: fit and score the ensemble ``kde_rsgm``, every seed.
+"""DVC stage ``ensemble@<catalogue>-<model>``: fit and score a two-member ensemble, all seeds.
 
 Reads the ``ensemble`` section of params.yaml (``weight_grid``: grid points on [0, 1]),
-``evaluate.far_radii_deg`` and ``train.seeds``. Per seed the weight of ``kde`` against
-``rsgm`` is chosen on the members' stored validation log-densities
+``evaluate.far_radii_deg`` and ``train.seeds``. Per seed the weight of the first member
+(``kde``) against the second (``rsgm``) is chosen on the members' stored validation log-densities
 (``data/scores/<catalogue>/<member>.npz``, written by evaluate@), the test NLL under both
 protocols follows from their test log-densities (no new ODE solve), and the seed folder
 ``data/models/<catalogue>/kde_rsgm/seed<k>/`` gets the model card (members and weights) and
@@ -69,21 +69,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from pipeline.atomic import atomic_copy_tree
     from pipeline.checkpoints import write_model_card
     from pipeline.data.splits import load_split
-    from pipeline.metrics import nll_statistics
-    from pipeline.split_scores import far_scores
-    from pipeline.variants.ensemble import ENSEMBLES, choose_weight, mixture_logp
+    from pipeline.split_scores import far_scores, metrics_over_seeds
+    from pipeline.variants import get_variant
 
     params = load_params(args.params)
     settings = section(params, SECTION, args.params)
     unknown = sorted(set(settings) - _KEYS)
     if unknown:
         raise KeyError(f"{args.params}: ensemble: unknown key(s) {unknown}; known {sorted(_KEYS)}")
-    if args.model not in ENSEMBLES:
-        raise ValueError(f"unknown ensemble {args.model!r}; known: {', '.join(ENSEMBLES)}")
+    variant: Any = get_variant(args.model)  # an ensemble: choose_weight, mixture_logp
+    if variant.fitted_by != "ensemble" or len(variant.members) != 2:
+        raise ValueError(f"model {args.model!r} is not a two-member ensemble")
     n_grid = int(settings.get("weight_grid", 101))
-    radii = [float(r) for r in section(params, "evaluate", args.params).get("far_radii_deg", [])]
+    evaluate = section(params, "evaluate", args.params)
+    radii = [float(r) for r in evaluate.get("far_radii_deg", [])]
     seeds = [int(s) for s in section(params, "train", args.params)["seeds"]]
-    first, second = ENSEMBLES[args.model]
+    first, second = variant.members
     cat = args.catalogue
     scores = {}
     for member in (first, second):
@@ -108,8 +109,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     raise ValueError(
                         f"{args.scores_dir / cat / member}.npz: no seed {seed} val/test scores"
                     )
-            w, val_nll = choose_weight(scores[first][key_v], scores[second][key_v], n_grid=n_grid)
-            test_logp = mixture_logp(scores[first][key_t], scores[second][key_t], w)
+            w, val_nll = variant.choose_weight(
+                scores[first][key_v], scores[second][key_v], n_grid=n_grid
+            )
+            test_logp = variant.mixture_logp(scores[first][key_t], scores[second][key_t], w)
             parts = load_split(processed, split_csv, seed)
             row: dict[str, Any] = {
                 "seed": seed,
@@ -119,6 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "weight": w,
                 "far": far_scores(test_logp, parts["test"], parts["train"], radii),
                 "nfe": int(member_rows[second].get(seed, {}).get("nfe", 0)),
+                "loss_history": [],
             }
             z_a, z_b = (member_rows[m].get(seed, {}).get("normalization") for m in (first, second))
             if z_a is not None and z_b is not None:  # a mixture's integral: exact, linear
@@ -134,35 +138,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 seed_dir, args.model, {"members": [first, second], "weights": [w, 1.0 - w]}
             )
         atomic_copy_tree(staging, dest)
-    stats = nll_statistics([r["test_nll"] for r in per_seed])
-    far: dict[str, dict[str, Any]] = {}
-    for radius in per_seed[0]["far"]:
-        values = [r["far"][radius]["test_nll"] for r in per_seed]
-        entry: dict[str, Any] = {
-            "share_mean": float(np.mean([r["far"][radius]["share"] for r in per_seed]))
-        }
-        if all(np.isfinite(values)):
-            entry.update(nll_statistics(values))
-        far[radius] = entry
-    norms = [float(r["normalization"]) for r in per_seed if "normalization" in r]
-    metrics = {
-        "catalogue": cat,
-        "model": args.model,
-        **stats,
-        "n_test": per_seed[0]["n_test"],
-        "nfe_mean": float(np.mean([r["nfe"] for r in per_seed])),
-        "normalization_max_error": max((abs(v - 1.0) for v in norms), default=None),
-        "far": far,
-        "members": [first, second],
-        "weights": f"w * {first} + (1 - w) * {second}, w chosen per seed on validation NLL",
-        "units": "nats per point, area measure of the unit sphere",
-        "per_seed": per_seed,
-        "loss_history": {},
-    }
+    metrics = metrics_over_seeds(args.model, cat, per_seed, evaluate)
+    metrics["members"] = [first, second]
+    metrics["weights"] = f"w * {first} + (1 - w) * {second}, w chosen per seed on validation NLL"
     write_json_atomic(metrics, args.metrics_dir / cat / f"{args.model}.json")
     weights = ", ".join(f"{r['weight']:.2f}" for r in per_seed)
     print(
-        f"ensemble {cat}/{args.model}: test NLL {stats['mean']:+.3f} ± {stats['ci95']:.3f}"
+        f"ensemble {cat}/{args.model}: test NLL {metrics['mean']:+.3f} ± {metrics['ci95']:.3f}"
         f" (w of {first} per seed: {weights})"
     )
     return metrics

@@ -89,14 +89,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         FileNotFoundError: If a model folder or input is missing.
         pipeline.stopping.StopRequested: After SIGINT/SIGTERM.
     """
-    from pipeline import zoo
     from pipeline.atomic import atomic_write
     from pipeline.flows.fanout import run_seeds
     from pipeline.split_scores import metrics_over_seeds, pop_scores
 
     params = load_params(args.params)
     settings = section(params, SECTION, args.params)
-    model = zoo.check_kind(args.model)
+    from pipeline.variants import check_kind
+
+    model = check_kind(args.model)
     seeds = [int(s) for s in section(params, "train", args.params)["seeds"]]
     norm_seeds = settings.get("normalization_seeds", "all")
     norm_list = seeds if norm_seeds == "all" else [int(s) for s in norm_seeds]

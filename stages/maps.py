@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,23 +49,11 @@ from numpy.typing import NDArray
 from pipeline.maps.render import MapConfig, render_map
 from stages.common import load_params, section
 
-if TYPE_CHECKING:
-    from pipeline.evaluation import TrainedModel
-
 SECTION = "maps"
 
 
 BAD_INPUT: tuple[type[Exception], ...] = (ValueError, KeyError, FileNotFoundError)
 """Errors that mean bad params or inputs: a one-line message and exit 1, no traceback."""
-
-
-def _how(trained: TrainedModel) -> str:
-    """How the map's density is computed, in words (for the title)."""
-    if trained.exact_log_prob is not None:
-        return "exact kernel density"
-    if trained.members:
-        return "mixture: kernel sum + probability-flow ODE"
-    return "probability-flow ODE density"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -85,14 +72,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     """Map one trained model; return the statistics of :func:`render_map`."""
-    from pipeline import zoo
     from pipeline.data.splits import load_split
     from pipeline.evaluation import generate_samples, load_trained, log_density
+    from pipeline.variants import check_kind
 
     cfg = MapConfig.from_params(section(load_params(args.params), SECTION, args.params))
     cat, model = args.catalogue, args.model
     # Each model has its own folder (ambient_rb_corrected's is a copy made by derive@<cat>).
-    model_dir = args.models_dir / cat / zoo.check_kind(model) / f"seed{cfg.model_seed}"
+    model_dir = args.models_dir / cat / check_kind(model) / f"seed{cfg.model_seed}"
     trained = load_trained(model_dir, kind=model)
     test_xyz = load_split(
         args.processed_dir / f"{cat}.nc", args.splits_dir / f"{cat}.csv", cfg.model_seed
@@ -118,6 +105,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             dtype=np.float64,
         )
 
+    how = trained.description or "probability-flow ODE density"
     stats = render_map(
         density_fn,
         sample_fn,
@@ -125,7 +113,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         cfg,
         args.maps_dir / cat / f"{model}.png",
         args.grids_dir / cat / f"{model}.nc",
-        title=f"{cat} / {model} (seed {cfg.model_seed} model, {_how(trained)})",
+        title=f"{cat} / {model} (seed {cfg.model_seed} model, {how})",
         attrs={
             "catalogue": cat,
             "model": model,

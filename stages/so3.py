@@ -21,7 +21,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from pipeline.schema import ParamsError
+from pipeline.config.schema import ParamsError
 from pipeline.stopping import StopRequested
 from stages.common import load_params, section, write_json_atomic
 
@@ -52,11 +52,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Train and score every kind on one mixture; return the metrics.
 
     Raises:
-        KeyError, ValueError, pipeline.schema.ParamsError: On bad params (naming the key).
+        KeyError, ValueError, pipeline.config.schema.ParamsError: On bad params (naming the key).
         FileNotFoundError: If a benchmark file is missing.
         pipeline.stopping.StopRequested: After SIGINT/SIGTERM, once every seed checkpointed.
     """
-    from pipeline import zoo
     from pipeline.flows.fanout import run_seeds
     from pipeline.so3_benchmark import (
         fit_and_score_seed,
@@ -64,6 +63,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         mixture_timings,
         model_configs,
     )
+    from pipeline.variants import get_variant
 
     params = load_params(args.params)
     so3 = section(params, SECTION, args.params)
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     configs = model_configs(so3)
     results = {}
     for kind, config in configs.items():
-        eval_kinds = [m for m in so3["models"] if zoo.TRAINED_FROM[m] == kind]
+        eval_kinds = [m for m in so3["models"] if get_variant(m).trained_from == kind]
         fn = functools.partial(
             fit_and_score_seed,
             kind=kind,

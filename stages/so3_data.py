@@ -24,7 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.schema import ParamsError
+from pipeline.config.schema import ParamsError
 from pipeline.so3.benchmark_data import benchmark_path, make_benchmark, write_benchmark
 from stages.common import load_params, section
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> list[Path]:
 
     Raises:
         KeyError: On a missing key of the section.
-        pipeline.schema.ParamsError: On a bad value.
+        pipeline.config.schema.ParamsError: On a bad value.
     """
     params = section(load_params(args.params), SECTION, args.params)
     missing = [k for k in _KEYS if k not in params]

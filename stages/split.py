@@ -24,16 +24,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline.config.schema import ParamsError
 from pipeline.data.errors import CatalogueError
 from pipeline.data.io import load_processed
 from pipeline.data.splits import (
     PARTS,
+    check_nonempty_parts,
     make_split,
     published_labels_path,
     resolve_protocol,
     write_split,
 )
-from pipeline.schema import ParamsError
 from stages.common import load_params, section
 
 SECTION = "split"
@@ -61,7 +62,8 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, int]]:
     """Split one catalogue; return the part sizes per seed column.
 
     Raises:
-        CatalogueError: On bad params or a split that does not fit the catalogue.
+        CatalogueError: On bad params or a split that does not fit the catalogue, including
+            a seed whose train, val or test part would be empty (too few events).
     """
     params_section = section(load_params(args.params), SECTION, args.params)
     missing = [k for k in ("protocol", "seeds", "fractions") if k not in params_section]
@@ -78,6 +80,8 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, int]]:
         fractions=[float(f) for f in params_section["fractions"]],
         labels_path=labels_path,
     )
+    # Before writing: an empty part must fail this stage, not evaluation three stages later.
+    check_nonempty_parts(table, args.catalogue)
     write_split(table, args.splits_dir / f"{args.catalogue}.csv")
     sizes = {
         col: {part: int((table[col] == part).sum()) for part in PARTS} for col in table.columns[1:]

@@ -49,25 +49,29 @@ def train_seed(
     models_dir: str,
     torch_threads: int,
 ) -> dict[str, Any]:
-    """Train one seed (module-level so process and Dask runners can pickle it).
+    """Fit one seed (module-level so process and Dask runners can pickle it).
 
     Returns:
-        ``{"seed", "steps", "train_seconds", "resumed_from", "loss_history"}``.
+        ``{"seed", "steps", "train_seconds", "resumed_from", "loss_history"}`` (and for some
+        variants ``"note"``, a line about the fit).
     """
     import torch
 
     from pipeline.data.splits import load_split
-    from pipeline.fit import fit_seed
     from pipeline.stopping import check_stop, install_stop_handlers
+    from pipeline.variants import get_variant
 
     install_stop_handlers()  # in a process-pool worker; a no-op on a worker thread
     check_stop(f"seed {seed}")
     worker_sees(processed)
     torch.set_num_threads(max(1, torch_threads))
-    parts = load_split(processed, split_csv, seed)
-    data = torch.as_tensor(parts["train"], dtype=torch.float32)
+    split = load_split(processed, split_csv, seed)
+    # float64 as stored: a network variant trains in float32 (its own cast), the kernel
+    # density keeps every digit (volcano's bandwidths reach 1e-4 rad).
+    parts = {k: torch.as_tensor(split[k], dtype=torch.float64) for k in ("train", "val")}
     out_dir = Path(models_dir) / catalogue / model / f"seed{seed}"
-    return fit_seed(model, config, data, seed, out_dir, progress=sys.stderr.isatty())
+    variant = get_variant(model)
+    return variant.fit(config, parts, seed, out_dir, progress=sys.stderr.isatty())
 
 
 def read_resolved_config(path: Path) -> dict[str, Any]:
@@ -153,14 +157,15 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         KeyError, ValueError: On bad params (one line naming the key path).
         pipeline.stopping.StopRequested: After SIGINT/SIGTERM, once every seed checkpointed.
     """
-    from pipeline import zoo
     from pipeline.flows.fanout import run_seeds
+    from pipeline.variants import get_variant
 
     params = load_params(args.params)
     train_params = section(params, SECTION, args.params)
-    model = zoo.check_kind(args.model)
-    if model == "ambient_rb_corrected":
-        raise ValueError("ambient_rb_corrected is not trained: it reuses the ambient_rb weights")
+    model = args.model
+    variant = get_variant(model)
+    if variant.fitted_by != "train":
+        raise ValueError(f"model {model!r} is not trained: it is fitted by {variant.fitted_by}@")
     resolved = read_resolved_config(config_path(args.configs_dir, args.catalogue, model))
     config, seeds = resolved["config"], [int(s) for s in resolved["seeds"]]
     fn = functools.partial(
@@ -184,12 +189,16 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     write_loss_csv(results, args.plots_dir / args.catalogue / f"{model}.csv")
     write_timings(results, args.timings_dir / args.catalogue / f"{model}.json")
     for res in results:
-        print(
-            f"train {args.catalogue}/{model} seed {res['seed']}: {res['steps']} steps in "
-            f"{res['train_seconds']:.0f} s, final loss {res['loss_history'][-1][1]:.4f}"
-            if res["loss_history"]
-            else f"train {args.catalogue}/{model} seed {res['seed']}: {res['steps']} steps"
-        )
+        head = f"train {args.catalogue}/{model} seed {res['seed']}"
+        if res.get("note"):
+            print(f"{head}: {res['note']} in {res['train_seconds']:.1f} s")
+        elif res["loss_history"]:
+            print(
+                f"{head}: {res['steps']} steps in {res['train_seconds']:.0f} s, "
+                f"final loss {res['loss_history'][-1][1]:.4f}"
+            )
+        else:
+            print(f"{head}: {res['steps']} steps")
     return results
 
 

@@ -34,20 +34,26 @@ def model_config(train_params: dict[str, Any], catalogue: str, model: str) -> di
         KeyError: If the model has no section under ``train``.
         ValueError: If the merged config cannot build the seeds' trainer, manifold or loss.
     """
+    from pipeline.variants import get_variant
+
+    variant = get_variant(model)
     if model not in train_params:
         raise KeyError(f"params.yaml: no 'train.{model}:' section for model {model!r}")
-    cfg = deep_merge(train_params.get("common") or {}, train_params[model])
-    overrides = train_params.get("overrides") or {}
-    cfg = deep_merge(cfg, overrides.get(catalogue))
-    # The merged config must also be complete and consistent (e.g. a rsgm-only loss key
-    # from train.common in an ambient model): build what the seeds will build, once.
-    from pipeline import zoo
-    from pipeline.training import TrainConfig
-
-    TrainConfig.from_dict({**cfg.get("optim", {}), "seed": 0})
+    common = dict(train_params.get("common") or {})
+    if variant.common_keys is not None:  # the keys of train.common this variant takes
+        common = {k: v for k, v in common.items() if k in variant.common_keys}
+    cfg = deep_merge(common, train_params[model])
+    override = dict((train_params.get("overrides") or {}).get(catalogue) or {})
+    # A catalogue's override, like train.common, applies only where the variant takes the key.
+    if variant.common_keys is not None:
+        accepted = set(variant.schema().fields)
+        override = {k: v for k, v in override.items() if k in accepted}
+    cfg = deep_merge(cfg, override)
     if "schedule" not in cfg:
         raise KeyError(f"params.yaml: train.common or train.{model} needs a 'schedule:'")
-    zoo.validate_config(model, cfg)
+    # The merged config must also be complete and consistent (e.g. a rsgm-only loss key
+    # from train.common in an ambient model): build what the seeds will build, once.
+    variant.validate(cfg)
     return cfg
 
 
@@ -72,12 +78,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     Raises:
         KeyError, ValueError: On bad params (one line naming the key path).
     """
-    from pipeline import zoo
+    from pipeline.variants import get_variant
 
     train_params = section(load_params(args.params), SECTION, args.params)
-    model = zoo.check_kind(args.model)
-    if model == "ambient_rb_corrected":
-        raise ValueError("ambient_rb_corrected is not trained: it reuses the ambient_rb weights")
+    model = args.model
+    if get_variant(model).fitted_by != "train":
+        raise ValueError(
+            f"model {model!r} is not trained: it is fitted by {get_variant(model).fitted_by}@"
+        )
     resolved = {
         "catalogue": args.catalogue,
         "model": model,

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import zoo
+from pipeline.checkpoints import write_model_card
+from pipeline.config.train import TrainConfig
 from pipeline.evaluation import generate_samples, load_trained, log_density, normalization
 from pipeline.metrics import format_nll_table, nll_statistics
 from pipeline.report.summary import build_summary
-from pipeline.training import TrainConfig, train, write_model_card
+from pipeline.training import train
+from pipeline.variants import build_manifold, build_schedule, check_kind, get_variant
 
 CONFIG = {
     "manifold": {"name": "sphere", "dim": 2},
@@ -46,31 +48,33 @@ def test_nll_statistics_match_published_formula() -> None:
 @pytest.mark.parametrize("kind", ["rsgm", "ambient_raw", "ambient_rb", "ambient_rb_corrected"])
 def test_zoo_score_fields_are_tangent(kind: str) -> None:
     cfg = {**CONFIG, "score_scaling": "inv_std"} if kind == "rsgm" else CONFIG
-    manifold = zoo.build_manifold(cfg["manifold"])
-    schedule = zoo.build_schedule(cfg["schedule"])
-    net = zoo.build_network(zoo.TRAINED_FROM[kind], cfg, manifold)
-    score = zoo.score_field(kind, net, manifold, schedule)
+    manifold = build_manifold(cfg["manifold"])
+    schedule = build_schedule(cfg["schedule"])
+    net = get_variant(get_variant(kind).trained_from).network(cfg, manifold)
+    score = get_variant(kind).score_field(net, manifold, schedule)
     x = manifold.random_uniform(64, dtype=torch.float32, generator=torch.Generator().manual_seed(0))
     v = score(x, torch.full((64,), 0.3))
     assert v.shape == (64, 3)
     assert torch.allclose((v * x).sum(-1), torch.zeros(64), atol=1e-5)
 
 
-def test_zoo_rejects_unknown_kind_and_training_the_corrected_model() -> None:
-    manifold = zoo.build_manifold(None)
-    schedule = zoo.build_schedule(CONFIG["schedule"])
-    with pytest.raises(ValueError, match="unknown model"):
-        zoo.check_kind("rsgm2")
+def test_registry_rejects_unknown_kind_and_training_the_corrected_model(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown model 'rsgm2'"):
+        check_kind("rsgm2")
+    corrected = get_variant("ambient_rb_corrected")
+    assert (corrected.trained_from, corrected.fitted_by) == ("ambient_rb", "derive")
+    x = build_manifold(None).random_uniform(8, generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match="not trained"):
-        zoo.build_loss("ambient_rb_corrected", CONFIG, manifold, schedule)
+        corrected.fit(CONFIG, {"train": x, "val": x}, 0, tmp_path / "seed0")
+    assert not (tmp_path / "seed0").exists()
 
 
 def _train_tiny(tmp_path: Path, kind: str) -> Path:
-    manifold = zoo.build_manifold(CONFIG["manifold"])
-    schedule = zoo.build_schedule(CONFIG["schedule"])
+    manifold = build_manifold(CONFIG["manifold"])
+    schedule = build_schedule(CONFIG["schedule"])
     torch.manual_seed(0)
-    net = zoo.build_network(kind, CONFIG, manifold)
-    loss_fn = zoo.build_loss(kind, CONFIG, manifold, schedule)
+    net = get_variant(kind).network(CONFIG, manifold)
+    loss_fn = get_variant(kind).build_loss(CONFIG, manifold, schedule)
     data = manifold.random_uniform(
         256, dtype=torch.float32, generator=torch.Generator().manual_seed(1)
     )

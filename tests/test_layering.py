@@ -23,34 +23,21 @@ LAYERS: list[set[str]] = [
         "geometry",
         "atomic",
         "stopping",
-        "schema",
-        "kinds",
         "published",
-        "config",
+        "config",  # reading, merging and checking params (pipeline/config/)
         "process_group",
         "gitio",
-        "params_file",
         "numerics",
         "devices",
-        "train_config",
     },
-    {"sde", "data", "params_schema", "metrics", "so3", "mmd"},  # noising; catalogues; checks; SO(3)
+    {"sde", "data", "metrics", "so3", "mmd"},  # noising; catalogues; checks; SO(3)
     {"models", "transition"},  # score networks; the forward transition (sampler, DSM target)
-    {
-        "losses",
-        "likelihood",
-        "sampling",
-        "checkpoints",
-        "normalization",
-        "variants",
-    },  # the engine; kde, ensembles
-    {"ambient", "training"},  # seed-002 ambient DSM; the trainer
-    {"ensemble"},  # K seeds as one vectorised network (its trainer, its PF-ODE)
-    {"ipf_config"},  # the ipf: part of a dsb config (checked by zoo, run by bridge)
-    {"zoo"},  # the model variants
-    {"network_fit"},  # one network of a variant fitted to one seed
-    {"bridge"},  # the Schrödinger bridge (IPF; iteration 1 is network_fit's rsgm model)
-    {"evaluation", "fit"},  # a trained model (or bridge) loaded and evaluated; one seed fitted
+    {"losses", "likelihood", "sampling", "checkpoints", "normalization"},  # the engine
+    {"training"},  # the trainer
+    {"variants"},  # the variant registry and contract (pipeline/variants/__init__.py, base.py)
+    {"ambient"},  # seed-002 ambient DSM (the three ambient variants share it)
+    {"evaluation"},  # a fitted model loaded (by its variant) and evaluated
+    {"plugins"},  # pipeline/variants/<name>/: one package per model variant
     {"maps", "query", "so3_benchmark", "split_scores"},  # what users see; scored seeds
     {"report"},  # the report (it shows the maps and what moved on them)
     {"flows"},  # orchestration (Prefect, Dask, refresh)
@@ -67,8 +54,11 @@ def _layer_of(unit: str) -> int:
 
 
 def _unit(module: str) -> str | None:
-    """``pipeline.sde.brownian`` -> ``sde``; ``pipeline`` itself -> None."""
+    """``pipeline.sde.brownian`` -> ``sde``; ``pipeline.variants.kde.density`` -> ``plugins``
+    (every variant package); ``pipeline`` itself -> None."""
     parts = module.split(".")
+    if parts[:2] == ["pipeline", "variants"] and len(parts) > 2 and parts[2] != "base":
+        return "plugins"
     return parts[1] if parts[0] == "pipeline" and len(parts) > 1 else None
 
 
@@ -79,7 +69,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
         if isinstance(node, ast.Import):
             out += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "pipeline":  # from pipeline import zoo
+            if node.module == "pipeline":  # from pipeline import evaluation
                 out += [(node.lineno, f"pipeline.{alias.name}") for alias in node.names]
             else:
                 out.append((node.lineno, node.module))
@@ -91,6 +81,8 @@ MODULES = sorted(p for p in PIPELINE.rglob("*.py"))
 
 def _own_unit(path: Path) -> str | None:
     rel = path.relative_to(PIPELINE).with_suffix("")
+    if rel.parts[0] == "variants" and len(rel.parts) > 2:  # pipeline/variants/<name>/...
+        return "plugins"
     return None if rel.parts == ("__init__",) else rel.parts[0]
 
 

@@ -184,14 +184,14 @@ def test_default_losses_do_not_read_the_device_each_step(model: str) -> None:
 
     import yaml
 
-    from pipeline import zoo
+    from pipeline.variants import build_manifold, build_schedule, get_variant
     from stages.train_config import model_config
 
     params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
     cfg = model_config(params["train"], "earthquake", model)
-    manifold = zoo.build_manifold(cfg.get("manifold"))
-    loss_fn = zoo.build_loss(model, cfg, manifold, zoo.build_schedule(cfg["schedule"]))
-    net = zoo.build_network(model, cfg, manifold, seed=0).to("meta")
+    manifold = build_manifold(cfg.get("manifold"))
+    loss_fn = get_variant(model).build_loss(cfg, manifold, build_schedule(cfg["schedule"]))
+    net = get_variant(model).network(cfg, manifold, seed=0).to("meta")
     loss = loss_fn(net, torch.empty(16, 3, device="meta"), None)
     loss.backward()
     assert loss.shape == () and loss.device.type == "meta"

@@ -423,3 +423,102 @@ def test_change_maps_between_git_revisions(
     assert "volcano/rsgm: max |Δ| 0.50 nats, 50.0% of the sphere" in text
     assert "No change map for 1 map(s)" in text
     assert no_network == []
+
+
+# --- the spread panel hides where the density is negligible ---
+
+
+def test_mass_level_is_exact_on_a_two_level_grid() -> None:
+    from pipeline.maps.grid import grid_cell_areas, mass_level
+
+    # Two latitude rows: each hemisphere is 2π sr. The north holds 1/(1 + eps) of the mass.
+    lat, lon, _ = latlon_grid(2, 4)
+    np.testing.assert_allclose(grid_cell_areas(lat, lon).sum(axis=1), 2 * np.pi)
+    for eps, level in ((0.005, 0.0), (0.02, math.log(0.02))):  # 0.995 >= 0.99; 0.980 < 0.99
+        logp = np.array([[math.log(eps)] * 4, [0.0] * 4]) + 3.0
+        assert mass_level(lat, lon, logp, 0.99) == pytest.approx(level + 3.0, abs=1e-12)
+    logp = np.array([[math.log(0.02)] * 4, [0.0] * 4])
+    assert mass_level(lat, lon, logp, 1.0) == pytest.approx(math.log(0.02))
+    assert mass_level(lat, lon, logp, 0.5) == 0.0
+    with pytest.raises(ValueError, match="mass"):
+        mass_level(lat, lon, logp, 0.0)
+
+
+def test_mass_level_matches_a_brute_force_count() -> None:
+    from pipeline.maps.grid import grid_cell_areas, mass_level
+
+    lat, lon, xyz = latlon_grid(18, 36)
+    logp = _vmf_mixture_logp(xyz).reshape(18, 36)
+    areas = grid_cell_areas(lat, lon)
+    level = mass_level(lat, lon, logp, 0.99)
+    total = np.sum(np.exp(logp) * areas)
+    inside = np.sum(np.exp(logp) * areas * (logp >= level)) / total
+    # The smallest superlevel set with >= 99%: one cell fewer would fall below it.
+    just_above = np.sum(np.exp(logp) * areas * (logp > level)) / total
+    assert inside >= 0.99 > just_above
+    assert 0 < np.mean(logp >= level) < 0.5  # two bumps: most of the globe is negligible
+
+
+def test_seed_spread_and_mean_gives_the_log_of_the_mean_density() -> None:
+    from pipeline.maps.render import seed_spread_and_mean
+
+    # Seed k's density is the mixture times e^k: the mean density is p · mean(e^k).
+    _, _, xyz = latlon_grid(6, 12)
+    _, _, sd, mean = seed_spread_and_mean(
+        lambda k, pts: _vmf_mixture_logp(pts) + k, [0, 1, 2], 6, 12
+    )
+    expected = _vmf_mixture_logp(xyz).reshape(6, 12) + math.log(np.mean(np.exp([0, 1, 2])))
+    np.testing.assert_allclose(mean, expected, rtol=1e-12)
+    np.testing.assert_allclose(sd, 1.0, rtol=1e-12)
+
+
+def test_render_map_masks_the_spread_outside_the_99_percent_region(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.maps import render
+    from pipeline.maps.grid import mass_level
+
+    drawn: dict[str, Any] = {}
+    monkeypatch.setattr(render, "draw_density_map", lambda *a, **kw: drawn.update(kw))
+    cfg = render.MapConfig.from_params(_map_cfg(spread_seeds=[0, 1]))
+
+    def sample_fn(n: int) -> np.ndarray:
+        return np.tile([0.0, 0.0, 1.0], (n, 1))
+
+    render.render_map(
+        lambda xyz: (_vmf_mixture_logp(xyz), 1),
+        sample_fn,
+        np.zeros((0, 3)),
+        cfg,
+        tmp_path / "m.png",
+        tmp_path / "m.nc",
+        title="t",
+        seed_density_fn=lambda k, xyz: _vmf_mixture_logp(xyz) + 0.1 * k,
+    )
+    lat, lon, xyz = latlon_grid(6, 12)
+    mean = _vmf_mixture_logp(xyz).reshape(6, 12) + math.log(np.mean(np.exp([0.0, 0.1])))
+    np.testing.assert_array_equal(drawn["spread_mask"], mean < mass_level(lat, lon, mean, 0.99))
+    assert 0 < drawn["spread_mask"].sum() < drawn["spread_mask"].size
+    assert "grey: outside the 99% mass region" in drawn["spread_label"]
+
+
+def test_the_spread_panel_draws_hidden_cells_grey(
+    tmp_path: Path, restore_cartopy_config: None, no_network: list[Any]
+) -> None:
+    from PIL import Image
+
+    lat, lon, xyz = latlon_grid(18, 36)
+    logp = _vmf_mixture_logp(xyz).reshape(18, 36)
+    s_lat, s_lon, _ = latlon_grid(6, 12)
+    sd = np.linspace(0.0, 1.0, 72).reshape(6, 12)
+    hidden = np.zeros((6, 12), dtype=bool)
+    hidden[:3] = True  # the southern hemisphere
+    args = (lat, lon, logp, None, None, "t")
+    kw: dict[str, Any] = dict(naturalearth_dir=NATURALEARTH, dpi=40, spread=(s_lat, s_lon, sd))
+    out = draw_density_map(*args, tmp_path / "m.png", spread_mask=hidden, **kw)
+    with Image.open(out) as img:
+        pixels = np.asarray(img.convert("RGB"))
+    grey = np.all(pixels == 204, axis=-1)  # "0.8" is (204, 204, 204)
+    assert grey[pixels.shape[0] // 2 :].sum() > 500  # in the lower (spread) panel
+    with pytest.raises(ValueError, match="spread_mask"):
+        draw_density_map(*args, tmp_path / "x.png", spread_mask=hidden[:2], **kw)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.params_file import ParamsFileError, read_yaml_mapping
+from pipeline.config.yaml_file import ParamsFileError, read_yaml_mapping
 
 
 def test_a_mapping_is_read_and_an_empty_file_is_empty(tmp_path: Path) -> None:

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import zoo
+from pipeline.checkpoints import write_model_card
+from pipeline.config.train import TrainConfig
 from pipeline.evaluation import generate_samples, load_trained, log_density, normalization
 from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.langevin import LangevinProcess
-from pipeline.training import TrainConfig, train, write_model_card
+from pipeline.training import train
+from pipeline.variants import build_manifold, build_schedule, get_variant
 
 CONFIG = {
     "manifold": {"name": "sphere", "dim": 2},
@@ -23,8 +25,8 @@ CONFIG = {
                 "gamma": "fit"},
     "loss": {"kind": "ism", "divergence": "hutchinson", "sampler": "grw", "grw_steps": 5},
 }  # fmt: skip
-MANIFOLD = zoo.build_manifold(CONFIG["manifold"])
-SCHEDULE = zoo.build_schedule(CONFIG["schedule"])
+MANIFOLD = build_manifold(CONFIG["manifold"])
+SCHEDULE = build_schedule(CONFIG["schedule"])
 
 
 def _clustered(n: int, seed: int) -> torch.Tensor:
@@ -36,50 +38,50 @@ def _clustered(n: int, seed: int) -> torch.Tensor:
 
 def test_resolve_config_fills_the_reference_from_the_data_deterministically() -> None:
     data = _clustered(2000, 0)
-    a = zoo.resolve_config("rsgm_langevin", CONFIG, data)
-    b = zoo.resolve_config("rsgm_langevin", CONFIG, data.clone())
+    a = get_variant("rsgm_langevin").resolve(CONFIG, data)
+    b = get_variant("rsgm_langevin").resolve(CONFIG, data.clone())
     assert a == b and CONFIG["process"]["mu"] == "frechet_mean"  # the input is not modified
     mu = torch.tensor(a["process"]["mu"])
     assert float(MANIFOLD.dist(mu, torch.tensor([0.6, 0.0, 0.8]))) < 0.05
     assert 0.2 < a["process"]["gamma"] < 0.7  # the data's angular spread
     # Other kinds are returned unchanged; given values are kept.
-    assert zoo.resolve_config("rsgm", {k: v for k, v in CONFIG.items() if k != "process"}, data)
+    assert get_variant("rsgm").resolve({k: v for k, v in CONFIG.items() if k != "process"}, data)
     fixed = {**CONFIG, "process": {**CONFIG["process"], "mu": [0.0, 0.0, 1.0], "gamma": 0.5}}
-    assert zoo.resolve_config("rsgm_langevin", fixed, data)["process"]["gamma"] == 0.5
+    assert get_variant("rsgm_langevin").resolve(fixed, data)["process"]["gamma"] == 0.5
 
 
 def test_build_process_per_kind_and_its_errors() -> None:
-    resolved = zoo.resolve_config("rsgm_langevin", CONFIG, _clustered(500, 1))
-    assert isinstance(zoo.build_process("rsgm_langevin", resolved, MANIFOLD, SCHEDULE),
+    resolved = get_variant("rsgm_langevin").resolve(CONFIG, _clustered(500, 1))
+    assert isinstance(get_variant("rsgm_langevin").build_process(resolved, MANIFOLD, SCHEDULE),
                       LangevinProcess)  # fmt: skip
-    assert isinstance(zoo.build_process("rsgm", {}, MANIFOLD, SCHEDULE), BrownianMotion)
+    assert isinstance(get_variant("rsgm").build_process({}, MANIFOLD, SCHEDULE), BrownianMotion)
     with pytest.raises(ValueError, match="resolve"):
-        zoo.build_process("rsgm_langevin", CONFIG, MANIFOLD, SCHEDULE)
-    with pytest.raises(ValueError, match="needs process name 'brownian'"):
-        zoo.build_process("rsgm", resolved, MANIFOLD, SCHEDULE)
+        get_variant("rsgm_langevin").build_process(CONFIG, MANIFOLD, SCHEDULE)
+    with pytest.raises(ValueError, match="noises by Brownian motion"):
+        get_variant("rsgm").build_process(resolved, MANIFOLD, SCHEDULE)
     with pytest.raises(ValueError, match="unknown process keys"):
-        zoo.build_process("rsgm_langevin", {"process": {"centre": 1}}, MANIFOLD, SCHEDULE)
+        get_variant("rsgm_langevin").build_process({"process": {"centre": 1}}, MANIFOLD, SCHEDULE)
     with pytest.raises(ValueError, match="3 coordinates"):
         bad = {"process": {**resolved["process"], "mu": [0.0, 1.0]}}
-        zoo.build_process("rsgm_langevin", bad, MANIFOLD, SCHEDULE)
+        get_variant("rsgm_langevin").build_process(bad, MANIFOLD, SCHEDULE)
     # validate_config accepts the unresolved words and rejects others.
-    zoo.validate_config("rsgm_langevin", CONFIG)
-    with pytest.raises(ValueError, match="frechet_mean"):
-        zoo.validate_config("rsgm_langevin", {**CONFIG, "process": {"mu": "median"}})
+    get_variant("rsgm_langevin").validate(CONFIG)
+    with pytest.raises(ValueError, match="process.mu"):
+        get_variant("rsgm_langevin").validate({**CONFIG, "process": {"mu": "median"}})
     with pytest.raises(ValueError, match="ism"):
-        zoo.validate_config("rsgm_langevin", {**CONFIG, "loss": {"kind": "dsm"}})
+        get_variant("rsgm_langevin").validate({**CONFIG, "loss": {"kind": "dsm"}})
     with pytest.raises(ValueError, match="Brownian motion on S"):
-        zoo.validate_config("rsgm_langevin", {**CONFIG, "loss": {"sampler": "exact"}})
+        get_variant("rsgm_langevin").validate({**CONFIG, "loss": {"sampler": "exact"}})
 
 
 def test_residual_score_is_the_reference_score_when_the_network_outputs_zero() -> None:
-    resolved = zoo.resolve_config("rsgm_langevin", CONFIG, _clustered(500, 2))
-    net = zoo.build_network("rsgm_langevin", resolved, MANIFOLD, seed=0)
-    process = zoo.build_process("rsgm_langevin", resolved, MANIFOLD, SCHEDULE)
+    resolved = get_variant("rsgm_langevin").resolve(CONFIG, _clustered(500, 2))
+    net = get_variant("rsgm_langevin").network(resolved, MANIFOLD, seed=0)
+    process = get_variant("rsgm_langevin").build_process(resolved, MANIFOLD, SCHEDULE)
     for p in net.parameters():
         torch.nn.init.zeros_(p)
     x = MANIFOLD.random_uniform(32, generator=torch.Generator().manual_seed(3))
-    score = zoo.score_field("rsgm_langevin", net, MANIFOLD, SCHEDULE)
+    score = get_variant("rsgm_langevin").score_field(net, MANIFOLD, SCHEDULE)
     torch.testing.assert_close(score(x, torch.full((32,), 0.5)), process.reference_score(x))
     # Only the network's weights are parameters (the reference holds none).
     assert all(k.startswith("net.") for k in net.state_dict())
@@ -87,9 +89,9 @@ def test_residual_score_is_the_reference_score_when_the_network_outputs_zero() -
 
 def test_train_load_and_evaluate_rsgm_langevin(tmp_path: Path) -> None:
     data = _clustered(512, 4)
-    config = zoo.resolve_config("rsgm_langevin", CONFIG, data)
-    net = zoo.build_network("rsgm_langevin", config, MANIFOLD, seed=0)
-    loss_fn = zoo.build_loss("rsgm_langevin", config, MANIFOLD, SCHEDULE)
+    config = get_variant("rsgm_langevin").resolve(CONFIG, data)
+    net = get_variant("rsgm_langevin").network(config, MANIFOLD, seed=0)
+    loss_fn = get_variant("rsgm_langevin").build_loss(config, MANIFOLD, SCHEDULE)
     out = tmp_path / "rsgm_langevin" / "seed0"
     write_model_card(out, "rsgm_langevin", config)
     cfg = TrainConfig(steps=10, batch_size=32, checkpoint_every=5, log_every=5, device="cpu")

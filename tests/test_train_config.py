@@ -1,10 +1,10 @@
-"""The trainer's settings and learning-rate schedule (pipeline/train_config.py)."""
+"""The trainer's settings and learning-rate schedule (pipeline/config/train.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline.train_config import TrainConfig, lr_factor
+from pipeline.config.train import TrainConfig, lr_factor
 
 
 def test_lr_factor_wsd_is_stable_then_linear_to_zero() -> None:

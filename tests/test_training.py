@@ -10,18 +10,22 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from pipeline.checkpoints import load_state
+from pipeline.checkpoints import (
+    CheckpointError,
+    load_checkpoint_weights,
+    load_state,
+    read_checkpoint_meta,
+)
+from pipeline.config.train import TrainConfig
 from pipeline.geometry import Sphere
 from pipeline.losses import make_rsgm_loss
 from pipeline.models import build_score_model
 from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.schedules import LinearBeta
 from pipeline.training import (
-    CheckpointError,
-    TrainConfig,
+    PlainProgress,
     TrainingDivergedError,
-    load_checkpoint_weights,
-    read_checkpoint_meta,
+    progress_line,
     train,
 )
 
@@ -173,3 +177,54 @@ def test_resume_refuses_a_mixed_checkpoint(tmp_path: Path) -> None:
     save_file(weights, str(tmp_path / "model.safetensors"), metadata={"step": "20"})
     with pytest.raises(CheckpointError, match="inconsistent checkpoint"):
         train(model, LOSS, data, _cfg(steps=30), tmp_path, progress=False)
+
+
+# --- plain progress lines (stderr not a terminal) ---------------------------------------------
+
+
+def test_progress_line_gives_the_eta_of_the_remaining_steps() -> None:
+    # 18800 steps left at 41 steps/s: 458.5 s -> 7m39s (rounded to the second).
+    line = progress_line("train seed 3", 1200, 20000, 41.0, 29.0)
+    assert line == "train seed 3: step 1200/20000 (6%), 41 steps/s, ETA 7m39s"
+    assert progress_line("t", 5, 10, 2.5, 2.0).endswith("(50%), 2.5 steps/s, ETA 2s")
+    assert progress_line("t", 0, 10, 0.0, 0.0).endswith("ETA unknown")
+    assert progress_line("t", 1, 100000, 1.0, 0.0).endswith("ETA 27h46m")
+
+
+def test_progress_line_ends_at_the_time_budget_when_it_comes_first() -> None:
+    # 18800 steps at 41/s need 458.5 s, but the budget has 300 - 29 = 271 s left.
+    line = progress_line("train seed 0", 1200, 20000, 41.0, 29.0, max_seconds=300.0)
+    assert line.endswith("ETA 4m31s (time budget)")
+    # A generous budget does not bind.
+    assert progress_line("t", 1200, 20000, 41.0, 29.0, max_seconds=1e6).endswith("ETA 7m39s")
+    assert progress_line("t", 9, 10, 1.0, 61.0, done=True).endswith("done in 1m01s")
+
+
+def test_plain_progress_writes_at_most_every_30_seconds_and_at_the_end() -> None:
+    import io
+
+    out = io.StringIO()
+    # A resume from step 100 at 10 s: the rate counts this run's steps and seconds only.
+    progress = PlainProgress("train seed 1", 1000, None, step=100, elapsed=10.0, stream=out)
+    progress.update(150, 20.0)
+    progress.update(300, 39.9)  # 29.9 s after the start: still quiet
+    assert out.getvalue() == ""
+    progress.update(310, 40.0)  # 210 steps in 30 s = 7 steps/s; 690 left = 98.6 s
+    progress.update(320, 50.0)
+    progress.update(700, 70.0)  # 600 steps in 60 s = 10 steps/s; 300 left
+    progress.close(1000, 100.0)  # 900 steps in 90 s
+    assert out.getvalue().splitlines() == [
+        "train seed 1: step 310/1000 (31%), 7.0 steps/s, ETA 1m39s",
+        "train seed 1: step 700/1000 (70%), 10 steps/s, ETA 30s",
+        "train seed 1: step 1000/1000 (100%), 10 steps/s, done in 1m40s",
+    ]
+
+
+def test_training_to_a_log_file_ends_with_one_plain_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, data = _setup()
+    train(model, LOSS, data, _cfg(steps=12), tmp_path, progress=True)  # stderr is captured
+    err = capsys.readouterr().err
+    assert err.startswith("train seed 7: step 12/12 (100%), ") and err.count("\n") == 1
+    assert " steps/s, done in " in err

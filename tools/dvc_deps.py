@@ -4,9 +4,18 @@ A stage's code deps are the files of every project module its command (``python 
 stages.<name>``) imports, transitively, function-level imports included, plus the
 ``__init__.py`` of every package on the way (an empty ``__init__.py`` is no dependency: DVC
 warns on empty files). Files are listed one by one, never as folders, so editing a module
-reruns exactly the stages that import it. Modules that decide *where and how* work runs but
-never *what* it computes are left out by one rule, :data:`ORCHESTRATION` (the Prefect/Dask
-fan-out, the stage wrapper, the stop flag): switching the runner or fixing a retry must not
+reruns exactly the stages that import it.
+
+Model variants are the one exception (:mod:`pipeline.variants`): the engine imports them by
+name, so no stage's closure holds one, and a stage declares the variant folder it runs by hand
+(``pipeline/variants/${item.model}``: DVC hashes the folder). Such a declaration is kept, and
+the stage also gets the *variant library*: every file that some variant imports outside its
+own folder and that the stage's closure lacks (e.g. ``pipeline/ambient/models.py``). A variant
+that imports another variant's folder is an error: its stages could not see that edit.
+
+Modules that decide *where and how* work runs but never *what* it computes are left out by one
+rule, :data:`ORCHESTRATION` (the Prefect/Dask fan-out, the stage wrapper, the stop flag):
+switching the runner or fixing a retry must not
 retrain a model.
 
 Usage::
@@ -33,8 +42,17 @@ PACKAGES = ("pipeline", "stages")
 ORCHESTRATION = ("pipeline/flows/", "pipeline/stopping.py", "pipeline/process_group.py")
 """Path prefixes of modules that cannot change a stage's outputs (left out of deps)."""
 CODE_COMMENT = "# code: python -m tools.dvc_deps (import closure, orchestration left out)"
+VARIANTS_DIR = "pipeline/variants"
+_VARIANT_DEP = re.compile(r"^pipeline/variants/(\$\{item\.model\}|[A-Za-z_]\w*)$")
 
-__all__ = ["ORCHESTRATION", "closure", "code_deps", "render", "stage_commands"]
+__all__ = [
+    "ORCHESTRATION",
+    "closure",
+    "code_deps",
+    "render",
+    "stage_commands",
+    "variant_library",
+]
 
 
 def _module_file(root: Path, name: str) -> Path | None:
@@ -90,10 +108,44 @@ def closure(module: str, root: Path = ROOT) -> set[Path]:
     return files
 
 
-def code_deps(module: str, root: Path = ROOT, exclude: Iterable[str] = ORCHESTRATION) -> list[str]:
-    """The sorted code deps of a stage module: its closure without the excluded prefixes."""
+def variant_library(root: Path = ROOT) -> set[str]:
+    """Files that variants import outside their own folders (the shared pieces a stage running
+    a variant needs besides its folder).
+
+    Raises:
+        ValueError: If a variant imports another variant's folder.
+    """
+    out: set[str] = set()
+    base = root / VARIANTS_DIR
+    for init in sorted(base.glob("*/__init__.py")):
+        name = init.parent.name
+        own = f"{VARIANTS_DIR}/{name}/"
+        for path in (p.as_posix() for p in closure(f"pipeline.variants.{name}", root)):
+            if path.startswith(own):
+                continue
+            other = path[len(VARIANTS_DIR) + 1 :].split("/")
+            if path.startswith(VARIANTS_DIR + "/") and len(other) > 1:
+                raise ValueError(
+                    f"{own}: imports {path}, another variant's folder; move what they share "
+                    "into the engine (its stages could not see an edit there)"
+                )
+            out.add(path)
+    return out
+
+
+def code_deps(
+    module: str,
+    root: Path = ROOT,
+    exclude: Iterable[str] = ORCHESTRATION,
+    with_variants: bool = False,
+) -> list[str]:
+    """The sorted code deps of a stage module: its closure without the excluded prefixes
+    (with ``with_variants``, plus the :func:`variant_library`)."""
     prefixes = tuple(exclude)
-    paths = sorted(p.as_posix() for p in closure(module, root))
+    found = {p.as_posix() for p in closure(module, root)}
+    if with_variants:
+        found |= variant_library(root)
+    paths = sorted(found)
     # The stage's own script first, then the library, each sorted.
     own = [p for p in paths if p.startswith("stages/")]
     lib = [p for p in paths if not p.startswith("stages/")]
@@ -120,7 +172,8 @@ def stage_commands(text: str) -> dict[str, str]:
 
 
 def _is_code(dep: str) -> bool:
-    return dep.split("/")[0] in PACKAGES
+    """A derived code dep (a declared variant folder is not: it is kept as written)."""
+    return dep.split("/")[0] in PACKAGES and not _VARIANT_DEP.match(dep)
 
 
 def render(text: str, root: Path = ROOT, exclude: Iterable[str] = ORCHESTRATION) -> str:
@@ -164,12 +217,14 @@ def render(text: str, root: Path = ROOT, exclude: Iterable[str] = ORCHESTRATION)
             # comments among them.
             kept: list[str] = []
             pending: list[str] = []
+            runs_variants = False
             for raw in block:
                 stripped = raw.strip()
                 if stripped.startswith("#"):
                     pending.append(raw)
                     continue
                 dep = stripped[2:].split("#")[0].strip()
+                runs_variants = runs_variants or bool(_VARIANT_DEP.match(dep))
                 if _is_code(dep):
                     pending = []
                 else:
@@ -177,7 +232,8 @@ def render(text: str, root: Path = ROOT, exclude: Iterable[str] = ORCHESTRATION)
                     pending = []
             out += kept
             out.append(f"{indent}{CODE_COMMENT}\n")
-            out += [f"{indent}- {dep}\n" for dep in code_deps(commands[stage], root, exclude)]
+            deps = code_deps(commands[stage], root, exclude, with_variants=runs_variants)
+            out += [f"{indent}- {dep}\n" for dep in deps]
             continue
         out.append(line)
         i += 1

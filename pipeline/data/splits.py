@@ -35,6 +35,7 @@ from pipeline.data.io import atomic_write, load_xyz
 __all__ = [
     "PARTS",
     "PROTOCOLS",
+    "check_nonempty_parts",
     "hash_split",
     "load_split",
     "make_split",
@@ -272,6 +273,33 @@ def make_split(
         tail["event"] = tail["event"].to_numpy() + n_labelled
         return pd.concat([head, tail], ignore_index=True)
     raise SplitError(f"unknown split protocol {protocol!r}; expected one of {PROTOCOLS}")
+
+
+def check_nonempty_parts(table: pd.DataFrame, catalogue: str) -> None:
+    """Fail when a seed's split leaves train, val or test empty.
+
+    A tiny catalogue (a handful of events) otherwise splits "successfully" into empty
+    val/test sets; training then exits 0 and evaluation fails much later with a non-finite
+    test NLL. Checked here, the error names the cause.
+
+    Args:
+        table: Split table from :func:`make_split` (columns ``event, seed<k>...``).
+        catalogue: Catalogue name, for the message.
+
+    Raises:
+        SplitError: One line naming the catalogue, its event count, the first seed whose
+            split has an empty part, and that part.
+    """
+    for col in table.columns[1:]:
+        labels = table[col].to_numpy()
+        for part in PARTS:
+            count = int((labels == part).sum())
+            if count == 0:
+                seed = col.removeprefix("seed")
+                raise SplitError(
+                    f"catalogue {catalogue} has {len(table)} events: split seed {seed} gives 0 "
+                    f"{part} events (need at least 1 in train, val and test)"
+                )
 
 
 def write_split(table: pd.DataFrame, path: str | Path) -> Path:

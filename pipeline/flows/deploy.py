@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from pipeline.params_file import ParamsFileError, read_yaml_mapping
+from pipeline.config.yaml_file import ParamsFileError, read_yaml_mapping
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment

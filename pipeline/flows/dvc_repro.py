@@ -24,6 +24,7 @@ from pathlib import Path
 import psutil
 
 from pipeline.flows.refresh_errors import RefreshError
+from pipeline.process_group import tie_to_parent
 
 __all__ = ["run_dvc_repro", "stop_process_group"]
 
@@ -100,8 +101,10 @@ def run_dvc_repro(repo_dir: Path) -> list[str]:
     # Its own session, and on any exception (Prefect turns SIGTERM into one while the flow
     # runs) the whole tree is asked to stop and waited for before the caller rolls back:
     # subprocess.run would SIGKILL dvc alone and leave its stage writing outputs.
+    # Under the guard (tie_to_parent): a kill -9 of the refresh, or of its process group, must
+    # not leave dvc and its stages writing outputs as orphans; they get SIGTERM and stop.
     proc = subprocess.Popen(
-        cmd,
+        tie_to_parent(cmd),
         cwd=repo_dir,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -1,9 +1,16 @@
-"""Fan-out of independent per-seed work as Prefect tasks on a chosen task runner.
+"""Fan-out of independent per-seed work on a chosen runner, reported to Prefect when a server
+is there.
 
-A train or evaluate stage calls :func:`run_seeds` with a function of the seed; every seed
-becomes one Prefect task run inside a flow whose task runner comes from params (threads,
-processes or Dask; see :mod:`pipeline.flows.runners`). Results come back in seed order and do
-not depend on the runner, provided ``fn`` seeds all its randomness from the seed.
+A train or evaluate stage calls :func:`run_seeds` with a function of the seed. The runner
+comes from params (threads, processes or Dask; see :mod:`pipeline.flows.runners`). Results
+come back in seed order and do not depend on the runner, provided ``fn`` seeds all its
+randomness from the seed.
+
+Two modes (:func:`use_prefect`): with a Prefect API (``PREFECT_API_URL``: ``geosgm run``,
+``geosgm refresh`` or the user's server) every seed is one Prefect task run in a flow run
+named after the stage; without one (a plain ``dvc repro``) the same runner runs the seeds
+directly, with the same retries, errors and order, and no per-process Prefect server (about
+20 s of start-up a stage on this machine).
 
 Retries are for transient failures only: :class:`TransientError` and I/O-type ``OSError``
 (lost connections, timeouts, a busy or temporarily failing device). A bad input
@@ -13,10 +20,14 @@ Retries are for transient failures only: :class:`TransientError` and I/O-type ``
 from __future__ import annotations
 
 import errno
+import functools
+import os
+import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from pipeline.flows.runners import RunnerSpec, make_task_runner
+from pipeline.flows.runners import RunnerSpec, make_task_runner, parse_runner_spec
 from pipeline.stopping import install_stop_handlers, stop_handlers_installed
 
 if TYPE_CHECKING:
@@ -24,7 +35,41 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import TaskRun
     from prefect.states import State
 
-__all__ = ["TransientError", "is_transient", "retry_on_transient", "run_in_flow", "run_seeds"]
+__all__ = [
+    "PREFECT_MODE_ENV",
+    "TransientError",
+    "is_transient",
+    "retry_on_transient",
+    "run_in_flow",
+    "run_seeds",
+    "use_prefect",
+]
+
+PREFECT_MODE_ENV = "GEOSGM_PREFECT"
+"""``1``: report to Prefect even without a server (Prefect starts a temporary one per
+process); ``0``: never; unset: report when ``PREFECT_API_URL`` names a server."""
+
+
+def use_prefect(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether stages run their work as Prefect flow and task runs.
+
+    Yes when an API server is configured (``PREFECT_API_URL``) or ``GEOSGM_PREFECT=1``; no
+    with ``GEOSGM_PREFECT=0`` or neither: a stage process of a plain ``dvc repro`` would
+    otherwise start Prefect's temporary server for itself (about 20 s each), and a terminal
+    Ctrl-C would reach that server before the stage had stopped.
+    """
+    env = os.environ if environ is None else environ
+    flag = env.get(PREFECT_MODE_ENV, "").strip().lower()
+    if flag in ("0", "false", "no", "off"):
+        return False
+    if env.get("PREFECT_API_URL") or flag in ("1", "true", "yes", "on"):
+        return True
+    if environ is None and "prefect" in sys.modules:  # a server set in Prefect's own settings
+        from prefect.settings import PREFECT_API_URL
+
+        return bool(PREFECT_API_URL.value())
+    return False
+
 
 R = TypeVar("R")
 
@@ -97,11 +142,12 @@ def run_seeds(
     task_name: str | None = None,
     expected: tuple[type[Exception], ...] = (),
 ) -> list[R]:
-    """Run ``fn(seed)`` for every seed as Prefect tasks in a flow, on the chosen runner.
+    """Run ``fn(seed)`` for every seed on the chosen runner (as Prefect tasks in a flow when
+    :func:`use_prefect`).
 
-    Called outside a flow it starts a flow run named ``flow_name``; called inside one it runs
-    as a subflow. With a process or Dask runner, ``fn`` and its results must be picklable
-    (a module-level function, or ``functools.partial`` of one).
+    With Prefect, called outside a flow it starts a flow run named ``flow_name``; called inside
+    one it runs as a subflow. With a process or Dask runner, ``fn`` and its results must be
+    picklable (a module-level function, or ``functools.partial`` of one).
 
     Args:
         fn: Work for one seed; must take its randomness from the seed only, so results do
@@ -137,6 +183,11 @@ def run_seeds(
         raise ValueError(f"run_seeds: duplicate seeds in {seed_list}")
     if retries < 0:
         raise ValueError(f"run_seeds: retries must be >= 0, got {retries}")
+    if not use_prefect():
+        spec = runner_spec if isinstance(runner_spec, RunnerSpec) else None
+        spec = spec or parse_runner_spec(cast("Mapping[str, Any] | None", runner_spec))
+        call = functools.partial(_call_with_retries, fn, retries=retries, delay=retry_delay_seconds)
+        return _run_seeds_directly(call, seed_list, spec, flow_name, expected)
 
     from prefect import Flow, Task
     from prefect.cache_policies import NO_CACHE
@@ -186,6 +237,105 @@ def run_seeds(
     )
     out: list[R] = cast("list[R]", fan_out_flow(seed_list))
     return out
+
+
+def _call_with_retries(fn: Callable[[int], R], seed: int, *, retries: int, delay: float) -> R:
+    """``fn(seed)``, tried again up to ``retries`` times after a transient failure only."""
+    attempt = 0
+    while True:
+        try:
+            return fn(seed)
+        except Exception as exc:
+            if attempt >= retries or not is_transient(exc):
+                raise
+            attempt += 1
+            time.sleep(delay)
+
+
+def _run_seeds_directly(
+    call: Callable[[int], R],
+    seeds: list[int],
+    spec: RunnerSpec,
+    flow_name: str,
+    expected: tuple[type[Exception], ...],
+) -> list[R]:
+    """The seeds on the runner itself (no Prefect): a thread or process pool, or Dask."""
+    import concurrent.futures as cf
+
+    if spec.kind == "dask":
+        return _run_seeds_on_dask(call, seeds, spec, flow_name, expected)
+    workers = max(1, min(spec.max_workers, len(seeds)))
+    pool: cf.Executor
+    if spec.kind == "process":
+        import multiprocessing
+
+        # spawn, as Prefect's process runner: no fork of a process holding torch's threads.
+        pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    else:
+        pool = cf.ThreadPoolExecutor(workers, thread_name_prefix=flow_name)
+    with pool:
+        futures = [pool.submit(call, s) for s in seeds]
+        cf.wait(futures)
+        errors = [f.exception() for f in futures]
+    values = [f.result() if e is None else None for f, e in zip(futures, errors, strict=True)]
+    return _collect(seeds, values, errors, flow_name, expected)
+
+
+def _run_seeds_on_dask(
+    call: Callable[[int], R],
+    seeds: list[int],
+    spec: RunnerSpec,
+    flow_name: str,
+    expected: tuple[type[Exception], ...],
+) -> list[R]:
+    """The seeds on a Dask cluster: the scheduler at ``spec.address``, or a LocalCluster."""
+    from distributed import Client, LocalCluster, wait
+
+    from pipeline.flows.runners import check_scheduler_reachable
+
+    cluster = None
+    if spec.address:
+        check_scheduler_reachable(spec.address)
+        client = Client(spec.address)
+    else:
+        kwargs: dict[str, Any] = {
+            "n_workers": spec.max_workers,
+            "threads_per_worker": 1,
+            "processes": spec.processes,
+            "dashboard_address": None,
+        }
+        if spec.processes:  # TCP between processes: keep it on the loopback interface
+            kwargs["host"] = "127.0.0.1"
+        cluster = LocalCluster(**kwargs)
+        client = Client(cluster)
+    try:
+        futures = client.map(call, seeds, pure=False, key=[f"{flow_name}-seed-{s}" for s in seeds])
+        wait(futures)
+        errors = [f.exception() if f.status == "error" else None for f in futures]
+        values = [f.result() if e is None else None for f, e in zip(futures, errors, strict=True)]
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return _collect(seeds, values, errors, flow_name, expected)
+
+
+def _collect(
+    seeds: list[int],
+    values: list[Any],
+    errors: list[BaseException | None],
+    flow_name: str,
+    expected: tuple[type[Exception], ...],
+) -> list[Any]:
+    """The values in seed order, or the first failed seed's own exception."""
+    failed = [s for s, e in zip(seeds, errors, strict=True) if e is not None]
+    for s, exc in zip(seeds, errors, strict=True):
+        if exc is None:
+            continue
+        if not isinstance(exc, expected):
+            exc.add_note(f"{flow_name}: seed {s} failed; failed seeds: {failed}")
+        raise exc
+    return values
 
 
 def run_in_flow(fn: Callable[[], R], flow_name: str) -> R:

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.config.yaml_file import ParamsFileError, read_yaml_mapping
 from pipeline.data.registry import CatalogueSpec, parse_catalogues
 from pipeline.data.splits import PROTOCOLS
 from pipeline.flows.batch_plan import BatchPlan
 from pipeline.flows.refresh_errors import RefreshError, SplitProtocolError
-from pipeline.params_file import ParamsFileError, read_yaml_mapping
 
 __all__ = [
     "APPEND_PROTOCOLS",

@@ -33,7 +33,8 @@ from pipeline.stopping import (
 __all__ = ["EXIT_INTERRUPTED", "run_stage", "stage_main"]
 
 EXIT_INTERRUPTED = 130
-"""Exit code of a stage stopped by SIGINT or SIGTERM (128 + SIGINT, as a shell reports it)."""
+"""Exit code of a stage stopped by SIGINT (128 + SIGINT, as a shell reports it); SIGTERM gives
+143 (128 + SIGTERM)."""
 
 R = TypeVar("R")
 
@@ -43,12 +44,14 @@ def run_stage(
     flow_name: str,
     expected: tuple[type[Exception], ...] = (),
 ) -> R:
-    """Run ``fn()`` as the body of a Prefect flow run named ``flow_name``.
+    """Run ``fn()`` as the body of a Prefect flow run named ``flow_name`` when a Prefect API is
+    there (:func:`pipeline.flows.fanout.use_prefect`), else directly.
 
     Fills in the offline/quiet Prefect environment first (see
     :func:`pipeline.flows.settings.apply_prefect_defaults`), so a stage needs no set-up of
-    its own. Without ``PREFECT_API_URL`` the flow runs against a temporary local server;
-    ``geosgm run`` starts one server for the whole ``dvc repro`` instead.
+    its own. ``geosgm run`` and ``geosgm refresh`` start one server for the whole
+    ``dvc repro``; a plain ``dvc repro`` runs the stages without Prefect (``GEOSGM_PREFECT=1``
+    asks for Prefect's temporary per-process server instead).
 
     Args:
         fn: The stage's work.
@@ -62,6 +65,10 @@ def run_stage(
     Raises:
         Exception: Whatever ``fn`` raises, with its own type (the flow run is marked failed).
     """
+    from pipeline.flows.fanout import use_prefect
+
+    if not use_prefect():  # a plain `dvc repro`: no per-process Prefect server
+        return fn()
     apply_prefect_defaults()
     from prefect.states import Failed
 
@@ -142,10 +149,10 @@ def _run_stage_main(
 def _interrupted(prog: str, exc: BaseException | None) -> int:
     import signal
 
-    name = signal.Signals(stop_signal() or signal.SIGINT).name
+    sig = signal.Signals(stop_signal() or signal.SIGINT)
     detail = f" ({exc})" if isinstance(exc, StopRequested) else ""
     print(
-        f"{prog}: interrupted by {name}{detail}; checkpoints are kept, run again to resume",
+        f"{prog}: interrupted by {sig.name}{detail}; checkpoints are kept, run again to resume",
         file=sys.stderr,
     )
-    return EXIT_INTERRUPTED
+    return 128 + int(sig)

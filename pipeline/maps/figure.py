@@ -59,7 +59,7 @@ def grid_panel(
     lon: NDArray[np.float64],
     values: NDArray[np.float64],
     *,
-    cmap: str,
+    cmap: Any,
     vmin: float,
     vmax: float,
     coast: str = "white",
@@ -122,6 +122,7 @@ def draw_density_map(
     display_upsample: int = 1,
     spread: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]] | None = None,
     spread_label: str = "seed spread",
+    spread_mask: NDArray[np.bool_] | None = None,
 ) -> Path:
     """Draw the map: model log-density with events on top, generated samples below, and
     optionally the seeds' spread of the log-density in a third panel.
@@ -154,7 +155,9 @@ def draw_density_map(
             times finer (:func:`pipeline.maps.grid.upsample_for_display`); 1 draws the cells.
         spread: ``(lat, lon, sd)``: the standard deviation over seeds of the log-density
             (nats) on its own cell-centre grid, drawn as a third panel; ``None`` for none.
-        spread_label: Title of the spread panel.
+        spread_label: Title of the spread panel (say there what ``spread_mask`` hides).
+        spread_mask: True where the spread is not shown (drawn grey), shape of ``spread``'s
+            ``sd``; e.g. where the density is negligible. ``None`` shows every cell.
 
     Returns:
         The path of the written PNG.
@@ -234,10 +237,21 @@ def draw_density_map(
                     f"spread has shape {s_sd.shape} (expected ({s_lat.size}, {s_lon.size})) "
                     "or non-finite values"
                 )
+            hidden = np.zeros(s_sd.shape, dtype=bool)
+            if spread_mask is not None:
+                hidden = np.asarray(spread_mask, dtype=bool)
+                if hidden.shape != s_sd.shape:
+                    raise ValueError(f"spread_mask has shape {hidden.shape}, expected {s_sd.shape}")
             ax3 = fig.add_subplot(n_panels, 1, n_panels, projection=crs)
             f_lat, f_lon, f_sd = upsample_for_display(s_lat, s_lon, s_sd, display_upsample)
-            vmax3 = max(float(np.quantile(s_sd, 0.99)), 1e-6)
-            mesh3 = grid_panel(ax3, f_lat, f_lon, f_sd, cmap="magma", vmin=0.0, vmax=vmax3)
+            # The mask follows the drawn (finer) cells: hidden where most of the blend is.
+            f_hidden = upsample_for_display(s_lat, s_lon, hidden.astype(float), display_upsample)
+            shown = s_sd[~hidden] if np.any(~hidden) else s_sd
+            # Scaled on the shown cells: the hidden ones would set the colours otherwise.
+            vmax3 = max(float(np.quantile(shown, 0.99)), 1e-6)
+            masked = np.ma.masked_where(f_hidden[2] >= 0.5, f_sd)
+            magma = matplotlib.colormaps["magma"].with_extremes(bad="0.8")  # hidden: grey
+            mesh3 = grid_panel(ax3, f_lat, f_lon, masked, cmap=magma, vmin=0.0, vmax=vmax3)
             ax3.set_title(spread_label, fontsize=10)
             side_colorbar(fig, mesh3, ax3, "sd of log density over seeds (nats)")
         out = save_png(fig, out_png, dpi)

@@ -20,6 +20,7 @@ __all__ = [
     "checked_grid",
     "grid_cell_areas",
     "grid_normalization",
+    "mass_level",
     "latlon_grid",
     "upsample_for_display",
 ]
@@ -120,6 +121,48 @@ def grid_normalization(
         )
     peak = float(np.max(log_density))
     return float(np.exp(peak) * np.sum(np.exp(log_density - peak) * areas))
+
+
+def mass_level(
+    lat: NDArray[np.float64],
+    lon: NDArray[np.float64],
+    log_density: NDArray[np.float64],
+    mass: float = 0.99,
+) -> float:
+    """The log-density level whose superlevel set holds ``mass`` of the grid's probability.
+
+    Cells are taken from the densest down until their ``p·area`` sums to ``mass`` of the
+    grid total; the level is the density of the last cell taken. Cells below it hold less than
+    ``1 - mass`` of the mass together: where a map may grey out what the model calls negligible.
+
+    Args:
+        lat: Cell-centre latitudes in degrees, shape ``(n_lat,)``.
+        lon: Cell-centre longitudes in degrees, shape ``(n_lon,)``.
+        log_density: Log-density per steradian, shape ``(n_lat, n_lon)``.
+        mass: Share of the grid's mass to enclose, in (0, 1].
+
+    Returns:
+        The level in nats: cells with ``log_density >= level`` hold at least ``mass``.
+
+    Raises:
+        ValueError: If ``mass`` is outside (0, 1] or the shapes disagree.
+    """
+    if not 0.0 < mass <= 1.0:
+        raise ValueError(f"mass must be in (0, 1], got {mass}")
+    log_density = np.asarray(log_density, dtype=np.float64)
+    areas = grid_cell_areas(lat, lon)
+    if log_density.shape != areas.shape:
+        raise ValueError(
+            f"log_density has shape {log_density.shape}, expected {areas.shape} (n_lat, n_lon)"
+        )
+    flat = log_density.ravel()
+    order = np.argsort(flat)[::-1]
+    # Relative to the peak, so a sharp density does not overflow.
+    cell_mass = np.exp(flat[order] - flat[order[0]]) * areas.ravel()[order]
+    cumulative = np.cumsum(cell_mass)
+    # The tolerance keeps mass = 1 from stepping past the last cell on rounding.
+    k = int(np.searchsorted(cumulative, mass * cumulative[-1] * (1 - 1e-12)))
+    return float(flat[order[min(k, flat.size - 1)]])
 
 
 def upsample_for_display(

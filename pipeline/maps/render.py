@@ -18,10 +18,24 @@ from numpy.typing import NDArray
 
 from pipeline.geometry.coords import xyz_to_latlon
 from pipeline.maps.figure import PROJECTIONS, draw_density_map
-from pipeline.maps.grid import grid_normalization, latlon_grid
+from pipeline.maps.grid import grid_normalization, latlon_grid, mass_level
 from pipeline.maps.netcdf import write_density_netcdf
 
-__all__ = ["DensityFn", "MapConfig", "SampleFn", "SeedDensityFn", "render_map", "seed_spread"]
+__all__ = [
+    "SPREAD_MASS",
+    "DensityFn",
+    "MapConfig",
+    "SampleFn",
+    "SeedDensityFn",
+    "render_map",
+    "seed_spread",
+    "seed_spread_and_mean",
+]
+
+#: The spread panel shows the seed spread only inside the region holding this share of the
+#: seeds' mean density; elsewhere (empty ocean, deserts) the density is negligible and its
+#: log wanders freely between seeds, which would otherwise be the brightest part of the panel.
+SPREAD_MASS = 0.99
 
 #: Keys of the ``maps:`` section with their types.
 _KEYS: dict[str, type] = {
@@ -178,12 +192,17 @@ def render_map(
             f"sample_fn returned shape {samples_xyz.shape}, expected ({cfg.n_samples}, 3)"
         )
     spread = None
+    spread_mask = None
     spread_seconds = 0.0
     if cfg.spread_seeds:
         if seed_density_fn is None:
             raise ValueError("maps.spread_seeds is set but no per-seed density was given")
         t0 = time.perf_counter()
-        spread = seed_spread(seed_density_fn, cfg.spread_seeds, *cfg.spread_grid)
+        *spread_grid, mean_logp = seed_spread_and_mean(
+            seed_density_fn, cfg.spread_seeds, *cfg.spread_grid
+        )
+        spread = (spread_grid[0], spread_grid[1], spread_grid[2])
+        spread_mask = mean_logp < mass_level(spread[0], spread[1], mean_logp, SPREAD_MASS)
         spread_seconds = time.perf_counter() - t0
     s_lat, s_lon = xyz_to_latlon(samples_xyz)
     t_lat, t_lon = xyz_to_latlon(np.asarray(test_xyz, dtype=np.float64))
@@ -205,7 +224,11 @@ def render_map(
         dpi=cfg.dpi,
         display_upsample=cfg.display_upsample,
         spread=spread,
-        spread_label=f"seed spread: sd of the log-density over seeds {list(cfg.spread_seeds)}",
+        spread_label=(
+            f"seed spread: sd of the log-density over seeds {list(cfg.spread_seeds)}\n"
+            f"grey: outside the {100 * SPREAD_MASS:g}% mass region of the seeds' mean density"
+        ),
+        spread_mask=spread_mask,
     )
     stats = {
         "normalization": z,
@@ -251,6 +274,28 @@ def seed_spread(
     Raises:
         ValueError: With fewer than two seeds, or a density of the wrong shape or non-finite.
     """
+    lat, lon, sd, _ = seed_spread_and_mean(seed_density_fn, seeds, n_lat, n_lon)
+    return lat, lon, sd
+
+
+def seed_spread_and_mean(
+    seed_density_fn: SeedDensityFn, seeds: list[int], n_lat: int, n_lon: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """:func:`seed_spread`, and the log of the seeds' mean density on the same grid.
+
+    Args:
+        seed_density_fn: One seed's log-density at points ``(N, 3)``.
+        seeds: At least two seeds.
+        n_lat: Rows of the spread grid.
+        n_lon: Columns of the spread grid.
+
+    Returns:
+        ``(lat, lon, sd, mean_log_density)``; the last is ``log(mean_k p_k)`` in nats per
+        steradian, shape ``(n_lat, n_lon)``.
+
+    Raises:
+        ValueError: With fewer than two seeds, or a density of the wrong shape or non-finite.
+    """
     if len(seeds) < 2:
         raise ValueError(f"a seed spread needs at least two seeds, got {seeds}")
     lat, lon, xyz = latlon_grid(n_lat, n_lon)
@@ -260,5 +305,8 @@ def seed_spread(
         if logp.shape != (xyz.shape[0],) or not np.all(np.isfinite(logp)):
             raise ValueError(f"seed {seed}: density of shape {logp.shape} or not finite")
         rows.append(logp)
-    sd = np.std(np.stack(rows), axis=0, ddof=1).reshape(n_lat, n_lon)
-    return lat, lon, sd
+    stack = np.stack(rows)
+    sd = np.std(stack, axis=0, ddof=1).reshape(n_lat, n_lon)
+    peak = stack.max(axis=0)  # log-mean-exp, stable for sharp densities
+    mean = peak + np.log(np.mean(np.exp(stack - peak), axis=0))
+    return lat, lon, sd, mean.reshape(n_lat, n_lon)

@@ -21,9 +21,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pipeline.checkpoints import MODEL_CARD_FILE
-from pipeline.evaluation import TrainedModel, load_trained, log_density
+from pipeline.evaluation import load_trained, log_density
 from pipeline.geometry.coords import latlon_to_xyz
-from pipeline.kinds import MODEL_KINDS, TRAINED_FROM
+from pipeline.variants import TrainedModel, get_variant, variant_names
 
 __all__ = [
     "EARTH_RADIUS_KM",
@@ -50,7 +50,7 @@ def seed_dirs(models_dir: str | Path, catalogue: str, model: str) -> dict[int, P
     Args:
         models_dir: ``data/models``.
         catalogue: Catalogue name.
-        model: Model name (a key of :data:`pipeline.kinds.MODEL_KINDS`).
+        model: Model name (a key of :func:`pipeline.variants.variant_names`).
 
     Returns:
         ``{seed: folder}`` of the folders holding a model card, sorted by seed.
@@ -60,8 +60,8 @@ def seed_dirs(models_dir: str | Path, catalogue: str, model: str) -> dict[int, P
         ModelNotFoundError: No trained seed (with the ``dvc`` command that fetches or makes
             them).
     """
-    if model not in MODEL_KINDS:
-        raise ValueError(f"unknown model {model!r} (models: {', '.join(MODEL_KINDS)})")
+    if model not in variant_names():
+        raise ValueError(f"unknown model {model!r} (models: {', '.join(variant_names())})")
     folder = Path(models_dir) / catalogue / model
     found: dict[int, Path] = {}
     if folder.is_dir():
@@ -70,15 +70,13 @@ def seed_dirs(models_dir: str | Path, catalogue: str, model: str) -> dict[int, P
             if match and (child / MODEL_CARD_FILE).is_file():
                 found[int(match.group(1))] = child
     if not found:
-        if model in ("kde", "kde_rsgm"):  # their own stages (seconds)
-            stage = f"kde@{catalogue}" if model == "kde" else f"ensemble@{catalogue}"
-        elif TRAINED_FROM[model] != model:
-            stage = f"derive@{catalogue}"
-        else:
-            stage = f"train@{catalogue}-{model}"
+        variant = get_variant(model)
+        stage = f"{variant.fitted_by}@{catalogue}" + (
+            "" if variant.fitted_by == "derive" else f"-{model}"
+        )
         raise ModelNotFoundError(
-            f"{folder}: no trained seeds; run `dvc pull {folder}` to fetch them or "
-            f"`dvc repro {stage}` to train them"
+            f"{folder}: no fitted seeds; fit them with `.venv/bin/dvc repro {stage}` "
+            "(`geosgm run --first` fits every catalogue's kde model in minutes)"
         )
     return dict(sorted(found.items()))
 

@@ -28,6 +28,7 @@ from pipeline.report.sections import (
     caveat_blocks,
     geometry_blocks,
     glance_blocks,
+    map_caption,
     nll_blocks,
 )
 from pipeline.report.so3 import so3_blocks
@@ -183,7 +184,7 @@ def build_report(
             blocks.append(
                 Gallery(
                     [
-                        image(png, f"{cat} {model} density map", f"{cat} / {model}")
+                        image(png, f"{cat} {model} density map", map_caption(cat, model))
                         for model, png in map_pngs[cat].items()
                     ]
                 )
@@ -194,7 +195,11 @@ def build_report(
     if loss_pngs:
         for cat in catalogue_order(loss_pngs):
             blocks.append(
-                image(loss_pngs[cat], f"{cat} training loss", f"{cat}: training loss per seed.")
+                image(
+                    loss_pngs[cat],
+                    f"{cat} training loss",
+                    f"Training loss against steps of each model and seed on the {cat} catalogue.",
+                )
             )
     else:
         blocks.append(Text("No loss histories were recorded."))

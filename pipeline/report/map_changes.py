@@ -21,6 +21,7 @@ from pipeline.gitio import git_show
 from pipeline.maps.change import density_change, draw_change_map
 from pipeline.maps.netcdf import DensityGrid, read_density_netcdf
 from pipeline.report.document import Block, Gallery, Image, Text
+from pipeline.report.sections import change_caption
 
 __all__ = [
     "GRIDS_DIR",
@@ -158,7 +159,11 @@ def change_blocks(changes: list[ChangeMap], label_a: str) -> list[Block]:
         blocks.append(
             Gallery(
                 [
-                    Image(c.png, f"{c.catalogue} {c.model} change", f"{c.catalogue} / {c.model}")
+                    Image(
+                        c.png,
+                        f"{c.catalogue} {c.model} change",
+                        change_caption(c.catalogue, c.model, label_a),
+                    )
                     for c in drawn
                     if c.png is not None
                 ]

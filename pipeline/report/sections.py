@@ -28,9 +28,69 @@ __all__ = [
     "VOLCANO_ROWS",
     "budget_blocks",
     "caveat_blocks",
+    "change_caption",
     "geometry_blocks",
+    "map_caption",
+    "model_title",
     "nll_blocks",
 ]
+
+#: What each model id is, for captions a newcomer can read.
+_MODEL_TITLES = {
+    "kde": "adaptive kernel density (kde)",
+    "kde_rsgm": "kde/rsgm mixture (kde_rsgm)",
+    "rsgm": "Riemannian score-based model (rsgm)",
+    "rsgm_langevin": "Riemannian score-based model with Langevin noising (rsgm_langevin)",
+    "ambient_raw": "ambient score model, raw target (ambient_raw)",
+    "ambient_rb": "ambient score model, Rao-Blackwellized target (ambient_rb)",
+    "ambient_rb_corrected": "ambient score model, Rao-Blackwellized and curvature-corrected "
+    "(ambient_rb_corrected)",
+    "dsb": "diffusion Schrödinger bridge (dsb)",
+}
+
+
+def model_title(model: str) -> str:
+    """A model id as words with the id in brackets, e.g. ``Riemannian score-based model (rsgm)``."""
+    return _MODEL_TITLES.get(model, model)
+
+
+def map_caption(catalogue: str, model: str, *, best: bool = False) -> str:
+    """The caption of a density map (:func:`pipeline.maps.render.render_map`'s panels).
+
+    Args:
+        catalogue: Catalogue name, e.g. ``volcano``.
+        model: Model id, e.g. ``rsgm``.
+        best: The catalogue's lowest test NLL of this run (the "At a glance" gallery).
+
+    Returns:
+        One or two full sentences.
+    """
+    who = f"{model_title(model)} on the {catalogue} catalogue"
+    lead = f"Best model by test NLL here: {who}." if best else f"The {who}."
+    return (
+        f"{lead} Top: its log-density (seed-0 weights) with the test events of split seed 0 "
+        "as red rings; below: samples it generated; last, where several seeds were trained: "
+        "the spread of the log-density over seeds, grey where the density is negligible."
+    )
+
+
+def change_caption(catalogue: str, model: str, since: str) -> str:
+    """The caption of a change map (:func:`pipeline.maps.change.draw_change_map`).
+
+    Args:
+        catalogue: Catalogue name.
+        model: Model id.
+        since: The previous version's label (a git revision).
+
+    Returns:
+        A full sentence.
+    """
+    return (
+        f"How the log-density of the {model_title(model)} on the {catalogue} catalogue moved "
+        f"since {since}: red where events are more likely now, hatched beyond twice the "
+        "seeds' spread."
+    )
+
 
 #: Volcano catalogue: rows and distinct (lat, lon) points.
 VOLCANO_ROWS = 827
@@ -307,9 +367,7 @@ def glance_blocks(
             Gallery(
                 [
                     Image(
-                        Path(png),
-                        f"{cat} {model} density map",
-                        f"{cat}: {model}, the lowest test NLL here (density, samples, seed spread)",
+                        Path(png), f"{cat} {model} density map", map_caption(cat, model, best=True)
                     )
                     for cat, model, png in best_maps
                 ]

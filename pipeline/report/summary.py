@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.kinds import TRAINED_FROM
 from pipeline.published import PUBLISHED_CATALOGUES
+from pipeline.variants import get_variant, variant_names
 
 __all__ = [
     "DEFAULT_SUMMARY_PATH",
@@ -74,7 +74,8 @@ ENTRY_KEYS = ("mean", "std", "ci95", "n_test", "nfe_mean", "normalization_max_er
 def _train_seconds(timings_dir: Path, catalogue: str, model: str) -> dict[int, float]:
     """Training seconds per seed of the weights a model uses ({} when not recorded)."""
 
-    path = timings_dir / catalogue / f"{TRAINED_FROM.get(model, model)}.json"
+    trained_from = get_variant(model).trained_from if model in variant_names() else model
+    path = timings_dir / catalogue / f"{trained_from}.json"
     if not path.is_file():
         return {}
     try:

@@ -5,7 +5,6 @@ from pipeline.sde.exact_sampler import HeatKernelSampler, exact_bm_sample
 from pipeline.sde.heat_kernel import (
     heat_kernel_dlogp_dc,
     heat_kernel_logp,
-    heat_kernel_logp_cos,
     heat_kernel_logp_theta,
     heat_kernel_mixture_logp,
     heat_kernel_mixture_score,
@@ -24,7 +23,6 @@ __all__ = [
     "geodesic_random_walk",
     "heat_kernel_dlogp_dc",
     "heat_kernel_logp",
-    "heat_kernel_logp_cos",
     "heat_kernel_logp_theta",
     "heat_kernel_mixture_logp",
     "heat_kernel_mixture_score",

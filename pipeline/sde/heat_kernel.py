@@ -221,22 +221,6 @@ def heat_kernel_logp_theta(theta: Tensor, s: float | Tensor) -> Tensor:
     return _logp_dlogp_theta(th, s_f)[0].reshape(shape).to(dtype)
 
 
-def heat_kernel_logp_cos(c: Tensor, s: float | Tensor) -> Tensor:
-    """log p_s as a function of c = cos θ.
-
-    θ = arccos(c) loses accuracy for c within ~1e-8 of ±1 in float64; prefer
-    :func:`heat_kernel_logp` (points) or :func:`heat_kernel_logp_theta` for small s.
-
-    Args:
-        c: Tensor, shape (...), cosines in [−1, 1].
-        s: heat time(s) > 0, broadcastable with c.
-
-    Returns:
-        Tensor, shape broadcast(c, s).
-    """
-    return heat_kernel_logp_theta(torch.arccos(c.clamp(-1, 1)), s)
-
-
 def heat_kernel_dlogp_dc(c: Tensor, s: float | Tensor) -> Tensor:
     """∂ log p_s / ∂c at c = cos θ.
 

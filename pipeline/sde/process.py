@@ -30,7 +30,7 @@ from pipeline.sde.schedules import BetaSchedule
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 
-__all__ = ["ForwardProcess", "ReverseProcess", "ScoreFn", "drifted_random_walk"]
+__all__ = ["ForwardProcess", "ReverseProcess", "ScoreFn"]
 
 
 class ForwardProcess(ABC):

@@ -19,6 +19,7 @@ vanish here (it does on S²).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -153,6 +154,15 @@ class SO3(Manifold):
         #: J(r) = (sin(θ/2)/(θ/2))² at the angle θ = r/√2; the cut locus is θ = π.
         self.radial_jacobian = (2, 1.0 / (2.0 * math.sqrt(2.0)))
         self.diameter = math.sqrt(2.0) * math.pi
+
+    def exact_heat_kernel(self) -> tuple[Callable[..., Tensor], Callable[..., Tensor]]:
+        """The heat kernel's exact score ``(x_s, x0, s) -> (B, 9)`` and an exact Brownian
+        sampler ``(x0, s, generator) -> (B, 9)`` (:mod:`pipeline.so3.heat_kernel`): the DSM
+        target and noise of :mod:`pipeline.transition`, found through the manifold so that the
+        S² code does not import SO(3)."""
+        from pipeline.so3.heat_kernel import so3_exact_bm_sample, so3_heat_kernel_score
+
+        return so3_heat_kernel_score, so3_exact_bm_sample
 
     def __repr__(self) -> str:
         return "SO3()"

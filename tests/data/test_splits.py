@@ -242,8 +242,8 @@ def test_rsgm_plus_hash_keeps_published_labels_and_hashes_appended_rows() -> Non
 def test_auto_is_the_published_split_where_labels_exist_and_hash_elsewhere(
     tmp_path: Path,
 ) -> None:
+    from pipeline.config.params_schema import SPLIT_PROTOCOLS
     from pipeline.data.splits import PROTOCOLS, resolve_protocol
-    from pipeline.params_schema import SPLIT_PROTOCOLS
 
     assert SPLIT_PROTOCOLS == PROTOCOLS
     labels = published_labels_path(PUBLISHED, "volcano")

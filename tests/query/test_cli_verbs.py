@@ -13,9 +13,12 @@ import pytest
 import torch
 import yaml
 
-from pipeline import cli, zoo
+from pipeline import cli
+from pipeline.checkpoints import write_model_card
+from pipeline.config.train import TrainConfig
 from pipeline.gitio import git_show
-from pipeline.training import TrainConfig, train, write_model_card
+from pipeline.training import train
+from pipeline.variants import build_manifold, build_schedule, get_variant
 
 CONFIG = {
     "manifold": {"name": "sphere", "dim": 2},
@@ -37,8 +40,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "maps": {"sample_steps": 20},
     }
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    manifold = zoo.build_manifold(CONFIG["manifold"])
-    schedule = zoo.build_schedule(CONFIG["schedule"])
+    manifold = build_manifold(CONFIG["manifold"])
+    schedule = build_schedule(CONFIG["schedule"])
     data = manifold.random_uniform(
         128, dtype=torch.float32, generator=torch.Generator().manual_seed(1)
     )
@@ -46,8 +49,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         torch.manual_seed(seed)
         out = repo / "data" / "models" / "tiny" / "rsgm" / f"seed{seed}"
         write_model_card(out, "rsgm", CONFIG)
-        net = zoo.build_network("rsgm", CONFIG, manifold)
-        loss_fn = zoo.build_loss("rsgm", CONFIG, manifold, schedule)
+        net = get_variant("rsgm").network(CONFIG, manifold)
+        loss_fn = get_variant("rsgm").build_loss(CONFIG, manifold, schedule)
         cfg = TrainConfig(steps=5, batch_size=32, checkpoint_every=5, log_every=5, device="cpu")
         train(net, loss_fn, data, cfg, out, progress=False)
     return repo
@@ -111,7 +114,7 @@ def test_density_table_csv_and_file(
         (["density", "tiny", "rsgm", "ten", "0"], "point 1: latitude 'ten' is not a number"),
         (["density", "tiny", "rsgm2", "1", "0"], "unknown model 'rsgm2'"),
         (["density", "quakes", "rsgm", "1", "0"], "unknown catalogue 'quakes' (catalogues: tiny)"),
-        (["density", "tiny", "ambient_rb", "1", "0"], "run `dvc pull"),
+        (["density", "tiny", "ambient_rb", "1", "0"], "dvc repro train@tiny-ambient_rb"),
         (["density", "tiny", "rsgm", "1", "0", "--seeds", "0,7"], "seed(s) [7] not trained"),
         (["density", "tiny", "rsgm", "--points", "nowhere.csv"], "nowhere.csv: no such file"),
         (["sample", "tiny", "rsgm", "-n", "5", "--out", "x.xlsx"], "unsupported output format"),
@@ -171,11 +174,11 @@ def test_profile_applies_onto_params_atomically(tmp_path: Path) -> None:
     repo = tmp_path / "p"
     (repo / "profiles").mkdir(parents=True)
     (repo / "dvc.yaml").write_text("stages: {}\n")
-    (repo / "params.yaml").write_text("train:\n  seeds: [0, 1, 2]\n  torch_threads: 1\n")
+    (repo / "params.yaml").write_text("# mine\ntrain:\n  seeds: [0, 1, 2]\n  torch_threads: 1\n")
     (repo / "profiles" / "quick.yaml").write_text("train:\n  seeds: [0]\n")
     assert cli.main(["--repo", str(repo), "profile", "quick"]) == 0
     text = (repo / "params.yaml").read_text()
-    assert text.startswith("# params.yaml with profile 'quick' applied")
+    assert text == "# mine\ntrain:\n  seeds: [0]\n  torch_threads: 1\n"
     assert yaml.safe_load(text) == {"train": {"seeds": [0], "torch_threads": 1}}
     assert sorted(p.name for p in repo.iterdir()) == ["dvc.yaml", "params.yaml", "profiles"]
     assert cli.main(["--repo", str(repo), "profile", "nope"]) == 2  # a usage error

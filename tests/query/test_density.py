@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from pipeline.evaluation import TrainedModel
 from pipeline.geometry import Sphere
 from pipeline.geometry.coords import latlon_to_xyz
 from pipeline.query.density import (
@@ -23,6 +22,7 @@ from pipeline.query.density import (
 from pipeline.query.render import density_csv, density_text
 from pipeline.sde.heat_kernel import heat_kernel_logp, heat_kernel_score
 from pipeline.sde.schedules import LinearBeta
+from pipeline.variants import TrainedModel
 
 SPHERE = Sphere(2)
 # s(T) ≈ 10: the uniform base's prior mismatch (~3e^{-s}) is far below the tolerances below.
@@ -108,8 +108,10 @@ def test_seed_dirs_find_trained_seeds_and_say_how_to_get_missing_ones(tmp_path: 
     assert list(seed_dirs(tmp_path, "volcano", "rsgm")) == [0, 2, 10]
     with pytest.raises(ModelNotFoundError) as err:
         seed_dirs(tmp_path, "flood", "rsgm")
-    assert "dvc pull" in str(err.value) and "dvc repro train@flood-rsgm" in str(err.value)
-    with pytest.raises(ModelNotFoundError, match="derive@flood"):
+    assert "dvc repro train@flood-rsgm" in str(err.value)  # no `dvc pull`: no remote on a clone
+    with pytest.raises(ModelNotFoundError, match="derive@flood`"):
         seed_dirs(tmp_path, "flood", "ambient_rb_corrected")
+    with pytest.raises(ModelNotFoundError, match="ensemble@flood-kde_rsgm"):
+        seed_dirs(tmp_path, "flood", "kde_rsgm")
     with pytest.raises(ValueError, match="unknown model 'rsgm2'"):
         seed_dirs(tmp_path, "volcano", "rsgm2")

@@ -10,10 +10,10 @@ import torch
 from scipy import stats
 from torch import nn
 
-from pipeline.evaluation import TrainedModel
 from pipeline.geometry import Sphere
 from pipeline.query.synthetic import SyntheticCatalogue, sample_catalogue, write_catalogue
 from pipeline.sde.schedules import LinearBeta
+from pipeline.variants import TrainedModel
 
 SCHED = LinearBeta(beta_0=1e-3, beta_1=5.0, T=1.0)
 

@@ -10,13 +10,13 @@ import pytest
 import torch
 from scipy import stats
 
-from pipeline import zoo
 from pipeline.losses import make_rsgm_loss
 from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.schedules import LinearBeta
 from pipeline.so3.heat_kernel import so3_heat_kernel_score, so3_heat_logp_angle
 from pipeline.so3.manifold import SO3
 from pipeline.transition import make_noise_sampler
+from pipeline.variants import build_manifold, build_schedule, get_variant
 
 DT = torch.float64
 SO = SO3()
@@ -29,10 +29,10 @@ CFG = {
 
 
 def test_zoo_builds_so3_and_rejects_another_dim() -> None:
-    assert isinstance(zoo.build_manifold({"name": "so3"}), SO3)
-    assert isinstance(zoo.build_manifold({"name": "so3", "dim": 3}), SO3)
+    assert isinstance(build_manifold({"name": "so3"}), SO3)
+    assert isinstance(build_manifold({"name": "so3", "dim": 3}), SO3)
     with pytest.raises(ValueError, match="so3 has dim 3"):
-        zoo.build_manifold({"name": "so3", "dim": 4})
+        build_manifold({"name": "so3", "dim": 4})
 
 
 class _ExactPointMassScore(torch.nn.Module):
@@ -81,18 +81,18 @@ def test_exact_noise_sampler_on_so3_draws_one_heat_time_per_point() -> None:
 
 
 def test_ambient_models_train_on_so3_and_the_correction_is_one_quarter() -> None:
-    manifold = zoo.build_manifold(CFG["manifold"])
-    schedule = zoo.build_schedule(CFG["schedule"])
+    manifold = build_manifold(CFG["manifold"])
+    schedule = build_schedule(CFG["schedule"])
     gen = torch.Generator().manual_seed(2)
     x0 = SO.random_uniform(64, generator=gen)
     for kind in ("ambient_raw", "ambient_rb"):
-        net = zoo.build_network(kind, CFG, manifold, seed=0)
-        value = zoo.build_loss(kind, {**CFG, "loss": {}}, manifold, schedule)(net, x0, gen)
+        net = get_variant(kind).network(CFG, manifold, seed=0)
+        value = get_variant(kind).build_loss({**CFG, "loss": {}}, manifold, schedule)(net, x0, gen)
         assert torch.isfinite(value) and float(value.detach()) > 0
-    net = zoo.build_network("ambient_rb", CFG, manifold, seed=0)
+    net = get_variant("ambient_rb").network(CFG, manifold, seed=0)
     t = torch.full((64,), 0.3)
-    plain = zoo.score_field("ambient_rb", net, manifold, schedule)(x0, t)
-    corrected = zoo.score_field("ambient_rb_corrected", net, manifold, schedule)(x0, t)
+    plain = get_variant("ambient_rb").score_field(net, manifold, schedule)(x0, t)
+    corrected = get_variant("ambient_rb_corrected").score_field(net, manifold, schedule)(x0, t)
     assert SO.check_vector(x0, plain, atol=1e-5)
     sigma2 = schedule.heat_time(t)[:, None]
     torch.testing.assert_close(corrected, (1.0 - 0.25 * sigma2) * plain)

@@ -106,7 +106,7 @@ def test_evaluate_params_mistake_is_one_line_naming_the_key(
 
 
 def test_every_shipped_profile_passes_the_schema() -> None:
-    from pipeline.params_schema import check_params
+    from pipeline.config.params_schema import check_params
 
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     check_params(base)
@@ -118,10 +118,10 @@ def test_schema_keys_match_the_configs_they_describe() -> None:
     """The optim and network schemas list exactly the dataclass fields the library takes."""
     from dataclasses import fields
 
-    from pipeline.ipf_config import IPFConfig
+    from pipeline.config.params_schema import IPF, NETWORK, OPTIM
+    from pipeline.config.train import TrainConfig
     from pipeline.models.mlp import MLPConfig
-    from pipeline.params_schema import IPF, NETWORK, OPTIM
-    from pipeline.training import TrainConfig
+    from pipeline.variants.dsb.config import IPFConfig
 
     assert set(OPTIM.fields) == {f.name for f in fields(TrainConfig)} - {"seed"}
     assert set(NETWORK.fields) == {f.name for f in fields(MLPConfig)}
@@ -131,7 +131,7 @@ def test_schema_keys_match_the_configs_they_describe() -> None:
 
 def test_dsb_is_opt_in_and_allowed_in_every_models_list() -> None:
     """train.dsb ships as a section, in no default list; every models list may name it."""
-    from pipeline.params_schema import check_params
+    from pipeline.config.params_schema import check_params
 
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert "dsb" in base["train"]
@@ -144,8 +144,8 @@ def test_dsb_is_opt_in_and_allowed_in_every_models_list() -> None:
 
 
 def test_unknown_top_level_section_is_named() -> None:
-    from pipeline.params_schema import check_params
-    from pipeline.schema import ParamsError
+    from pipeline.config.params_schema import check_params
+    from pipeline.config.schema import ParamsError
 
     with pytest.raises(
         ParamsError, match="unknown key 'trian' in the top level; did you mean 'train'"

@@ -82,3 +82,71 @@ def test_an_edit_of_a_module_changes_exactly_its_importers(tmp_path: Path) -> No
     _project(tmp_path)
     (tmp_path / "pipeline/sub/b.py").write_text("import pipeline.unused\n")
     assert "pipeline/unused.py" in code_deps("stages.s", tmp_path)
+
+
+def _variants_project(root: Path, dsb_imports: str = "") -> None:
+    _project(root)
+    files = {
+        "pipeline/variants/__init__.py": "import importlib\n",  # the registry: by name only
+        "pipeline/variants/base.py": "X = 1\n",
+        "pipeline/lib.py": "Y = 1\n",
+        "pipeline/variants/rsgm/__init__.py": "from pipeline.variants.base import X\n",
+        "pipeline/variants/dsb/__init__.py": "from pipeline.variants.dsb import ipf\n"
+        + dsb_imports,
+        "pipeline/variants/dsb/ipf.py": "from pipeline.lib import Y\n",
+        "stages/t.py": "import pipeline.variants\n",
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+def test_a_variant_stage_keeps_its_folder_and_gets_the_variant_library(tmp_path: Path) -> None:
+    from tools.dvc_deps import variant_library
+
+    _variants_project(tmp_path)
+    # What variants import outside their folders; never a variant's own files.
+    assert variant_library(tmp_path) == {
+        "pipeline/variants/__init__.py",
+        "pipeline/variants/base.py",
+        "pipeline/lib.py",
+    }
+    text = (
+        "stages:\n  t:\n    matrix:\n      model: [rsgm, dsb]\n"
+        "    cmd: python -m stages.t --model ${item.model}\n    deps:\n"
+        "      - pipeline/variants/${item.model}\n      - pipeline/lib.py\n"
+    )
+    out = render(text, tmp_path)
+    deps = [line.strip()[2:] for line in out.splitlines() if line.strip().startswith("- ")]
+    assert deps[0] == "pipeline/variants/${item.model}"  # declared by hand: kept
+    assert "pipeline/lib.py" in deps  # the dsb package needs it
+    assert not [d for d in deps if d.startswith("pipeline/variants/dsb")]  # only via the folder
+    assert render(out, tmp_path) == out
+
+
+def test_a_variant_that_imports_another_variant_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from tools.dvc_deps import variant_library
+
+    _variants_project(tmp_path, dsb_imports="from pipeline.variants.rsgm import X\n")
+    with pytest.raises(ValueError, match="another variant's folder"):
+        variant_library(tmp_path)
+
+
+def test_the_project_dvc_yaml_runs_each_variant_from_its_own_folder() -> None:
+    """An edit to one variant (e.g. the bridge, pipeline/variants/dsb/) or to the SO(3) kernel
+    reruns only the stages that run it: no stage lists a variant's files one by one, the S²
+    stages do not list the SO(3) package, and every stage that runs a variant declares its
+    folder."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    for name, stage in stages.items():
+        deps = stage.get("do", stage)["deps"]
+        files = [d for d in deps if d.startswith("pipeline/variants/") and d.endswith(".py")]
+        assert all(f.split("/")[2] in ("__init__.py", "base.py") for f in files), (name, files)
+        if name in ("train_config", "train", "evaluate", "maps", "ensemble"):
+            assert "pipeline/variants/${item.model}" in deps, name
+            assert not [d for d in deps if d.startswith("pipeline/so3/")], name

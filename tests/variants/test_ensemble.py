@@ -11,8 +11,8 @@ import torch
 
 from pipeline.checkpoints import write_model_card
 from pipeline.evaluation import generate_samples, load_trained, log_density, normalization
-from pipeline.variants.ensemble import choose_weight, mixture_logp
-from pipeline.variants.kde import KDEConfig, KDEFit, KernelDensity, save_kde
+from pipeline.variants.kde.density import KDEConfig, KDEFit, KernelDensity, save_kde
+from pipeline.variants.kde_rsgm.mixture import choose_weight, mixture_logp
 
 
 def test_mixture_logp_is_the_log_of_the_weighted_sum() -> None:

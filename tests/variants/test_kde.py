@@ -14,7 +14,7 @@ from pipeline.likelihood import pf_ode_logp, sphere_grid
 from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.heat_kernel import heat_kernel_logp_theta
 from pipeline.sde.schedules import make_schedule
-from pipeline.variants.kde import (
+from pipeline.variants.kde.density import (
     KDEConfig,
     KernelDensity,
     fit_kde,

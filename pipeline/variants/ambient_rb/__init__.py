@@ -1,0 +1,9 @@
+"""``ambient_rb``: the ambient denoising score model with the Rao-Blackwellized target
+P_{π(X)}(Z − X)/σ² (:mod:`pipeline.ambient.models`); its score field is the tangent part at x,
+σ = √s(t)."""
+
+from pipeline.ambient.variant import AmbientNetworkVariant
+
+__all__ = ["VARIANT"]
+
+VARIANT = AmbientNetworkVariant("ambient_rb")
