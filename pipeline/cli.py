@@ -102,7 +102,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             cmd = base + targets
             print(f"geosgm run: {label}: " + " ".join(cmd[1:]), flush=True)
             # Its own session: Ctrl-C reaches dvc's tree once, forwarded by the supervisor.
-            rc = sup.run(cmd, cwd=repo, env=env)
+            rc = _repro_with_progress(sup, cmd, repo, env)
             elapsed = time.perf_counter() - start
             if rc != 0:
                 print(
@@ -123,6 +123,56 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.targets:
         return _print_target_metrics(repo, args.targets)
     return _cmd_metrics(args)
+
+
+RUN_TIMINGS = Path("reports") / "run_timings.json"
+"""Seconds each stage took in the last runs (``geosgm run`` reads it for ETAs, then updates it)."""
+
+
+def _planned_stages(cmd: Sequence[str], repo: Path, env: dict[str, str]) -> list[str]:
+    """The stages ``cmd`` (a ``dvc repro``) will run, from ``dvc repro --dry``; ``[]`` when
+    the dry run fails (the real run then reports why)."""
+    import subprocess
+
+    from pipeline.flows.run_progress import parse_stage_line
+
+    dry = subprocess.run(
+        [*cmd[:2], "--dry", *cmd[2:]], cwd=repo, env=env, capture_output=True, text=True
+    )
+    if dry.returncode != 0:
+        return []
+    return [s for s in map(parse_stage_line, dry.stdout.splitlines()) if s is not None]
+
+
+def _repro_with_progress(sup: Any, cmd: list[str], repo: Path, env: dict[str, str]) -> int:
+    """Run ``dvc repro`` under ``sup`` with one progress line per stage (ETA for the stage and
+    the run, reminders after 30 s of silence); record each stage's seconds for the next ETA."""
+    import threading
+
+    from pipeline.flows.run_progress import RunProgress, read_timings, write_timings
+
+    planned = _planned_stages(cmd, repo, env)
+    progress = RunProgress(planned, read_timings(repo / RUN_TIMINGS))
+    print(f"geosgm run: {len(planned)} stages to run", flush=True)
+    stop = threading.Event()
+
+    def remind() -> None:
+        while not stop.wait(5.0):
+            progress.tick()
+
+    ticker = threading.Thread(target=remind, name="geosgm-run-progress", daemon=True)
+    ticker.start()
+    rc: int | None = None
+    try:
+        rc = sup.run(cmd, on_line=progress.line, cwd=repo, env=env)
+    finally:
+        stop.set()
+        ticker.join()
+        unfinished = progress.current if rc != 0 else None  # failed or stopped: not a timing
+        measured = {k: v for k, v in progress.finish().items() if k != unfinished}
+        if measured:
+            write_timings(repo / RUN_TIMINGS, measured)
+    return rc
 
 
 def _print_target_metrics(repo: Path, targets: Sequence[str]) -> int:

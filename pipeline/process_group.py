@@ -61,7 +61,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
@@ -279,11 +279,18 @@ class Supervisor:
         self._seen: set[psutil.Process] = set()
         self._signalled: set[psutil.Process] = set()
 
-    def run(self, cmd: Sequence[str], **popen_kwargs: Any) -> int:
+    def run(
+        self,
+        cmd: Sequence[str],
+        on_line: Callable[[str], None] | None = None,
+        **popen_kwargs: Any,
+    ) -> int:
         """Run ``cmd`` in a new session (its own process group) and wait for it.
 
         Args:
             cmd: The command.
+            on_line: If given, the command's stdout is read line by line and each line (text,
+                with its newline) is passed to it instead of being inherited.
             **popen_kwargs: Passed to ``subprocess.Popen`` (``cwd``, ``env``, ...).
 
         Returns:
@@ -293,11 +300,16 @@ class Supervisor:
             Interrupted: On SIGINT/SIGTERM, after its whole process tree has exited.
         """
         # Under the guard: `kill -9` of this process must not leave the command running.
+        if on_line is not None:
+            popen_kwargs["stdout"] = subprocess.PIPE
         proc = subprocess.Popen(tie_to_parent(cmd), start_new_session=True, **popen_kwargs)
         self._groups.add(proc.pid)
         if sys.platform.startswith("linux"):
             self._guards.add(proc.pid)
         try:
+            if on_line is not None and proc.stdout is not None:
+                for raw in proc.stdout:
+                    on_line(raw.decode("utf-8", errors="replace"))
             return proc.wait()
         finally:
             if proc.poll() is None:  # left by an exception that was not a signal

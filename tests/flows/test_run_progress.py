@@ -1,0 +1,78 @@
+"""geosgm run's whole-run progress: stage lines, ETAs from earlier timings, reminders."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from pipeline.flows.run_progress import (
+    DEFAULT_STAGE_S,
+    RunProgress,
+    expected_seconds,
+    parse_stage_line,
+    read_timings,
+    write_timings,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_parse_stage_line() -> None:
+    assert parse_stage_line("Running stage 'train@volcano-rsgm':\n") == "train@volcano-rsgm"
+    assert parse_stage_line("Stage 'ingest@fire' didn't change, skipping") is None
+
+
+def test_expected_seconds_own_then_kind_median_then_default() -> None:
+    timings = {"train@a-rsgm": 100.0, "train@b-rsgm": 300.0, "train@c-kde": 20.0}
+    assert expected_seconds("train@a-rsgm", timings) == 100.0
+    assert expected_seconds("train@d-rsgm", timings) == 100.0  # median of the 3 train stages
+    assert expected_seconds("report", timings) == DEFAULT_STAGE_S
+
+
+def test_progress_lines_and_eta() -> None:
+    clock, out = Clock(), io.StringIO()
+    timings = {"a": 60.0, "b": 120.0, "c": 30.0}
+    progress = RunProgress(["a", "b", "c"], timings, out=out, quiet_s=30.0, clock=clock)
+    progress.line("Running stage 'a':\n")
+    clock.now = 50.0
+    progress.line("Running stage 'b':\n")
+    clock.now = 100.0
+    progress.tick()  # 50 s silent: a reminder
+    clock.now = 110.0
+    progress.tick()  # 10 s after the reminder: nothing
+    lines = [ln for ln in out.getvalue().splitlines() if ln.startswith("geosgm run:")]
+    assert lines[0] == "geosgm run: [1/3] a (stage ~1.0 min; run 0.0 min in, ~3.5 min left)"
+    assert lines[1] == "geosgm run: [2/3] b (stage ~2.0 min; run 0.8 min in, ~2.5 min left)"
+    # b has 70 s of its 120 left, c 30 s: 100 s.
+    assert lines[2] == "geosgm run: [2/3] b still running (0.8 min of ~2.0 min; run ~1.7 min left)"
+    assert len(lines) == 3
+    assert "Running stage 'a':" in out.getvalue()  # dvc's own lines are echoed
+    clock.now = 150.0
+    assert progress.finish() == {"a": 50.0, "b": 100.0}
+
+
+def test_timings_file_merges_and_survives_a_bad_file(tmp_path: Path) -> None:
+    path = tmp_path / "reports" / "run_timings.json"
+    assert read_timings(path) == {}
+    write_timings(path, {"a": 1.04, "b": 2.0})
+    write_timings(path, {"b": 3.0})
+    assert read_timings(path) == {"a": 1.0, "b": 3.0}
+    path.write_text("{not json")
+    assert read_timings(path) == {}
+    path.write_text(json.dumps({"stages": {"a": "x", "b": -1, "c": 5}}))
+    assert read_timings(path) == {"c": 5.0}
+
+
+def test_no_reminder_before_any_stage() -> None:
+    clock, out = Clock(), io.StringIO()
+    progress = RunProgress([], {}, out=out, quiet_s=30.0, clock=clock)
+    clock.now = 1000.0
+    progress.tick()
+    assert out.getvalue() == ""
