@@ -130,18 +130,34 @@ RUN_TIMINGS = Path("reports") / "run_timings.json"
 
 
 def _planned_stages(cmd: Sequence[str], repo: Path, env: dict[str, str]) -> list[str]:
-    """The stages ``cmd`` (a ``dvc repro``) will run, from ``dvc repro --dry``; ``[]`` when
-    the dry run fails (the real run then reports why)."""
+    """The stages ``cmd`` (a ``dvc repro [--force] [TARGET...]``) will run, from ``dvc dag
+    --dot`` and ``dvc status --json``; ``[]`` when either fails (the run then reports why)."""
     import subprocess
 
-    from pipeline.flows.run_progress import parse_stage_line
+    from pipeline.flows.run_progress import parse_dag_dot, planned_stages
 
-    dry = subprocess.run(
-        [*cmd[:2], "--dry", *cmd[2:]], cwd=repo, env=env, capture_output=True, text=True
-    )
-    if dry.returncode != 0:
+    procs = [  # both at once: each is seconds of dvc start-up
+        subprocess.Popen(
+            [cmd[0], *args],
+            cwd=repo,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        for args in (("dag", "--dot"), ("status", "--json"))
+    ]
+    outputs = [p.communicate()[0] for p in procs]  # (reading first: a full pipe blocks)
+    dot, status = (o if p.returncode == 0 else None for p, o in zip(procs, outputs, strict=True))
+    if dot is None or status is None:
         return []
-    return [s for s in map(parse_stage_line, dry.stdout.splitlines()) if s is not None]
+    try:
+        changed = list(json.loads(status))
+    except json.JSONDecodeError:
+        return []
+    nodes, edges = parse_dag_dot(dot)
+    targets = [a for a in cmd[2:] if not a.startswith("-")]
+    return planned_stages(nodes, edges, changed, targets, force="--force" in cmd)
 
 
 def _repro_with_progress(sup: Any, cmd: list[str], repo: Path, env: dict[str, str]) -> int:

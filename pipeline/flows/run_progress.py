@@ -1,7 +1,9 @@
 """Whole-run progress for ``geosgm run``: one line per stage with an ETA for the stage and the run.
 
 ``dvc repro`` prints ``Running stage 'NAME':`` as each stage starts. :class:`RunProgress` reads
-those lines, knows the stages the run will execute (from ``dvc repro --dry``) and what each took
+those lines, knows the stages the run will execute (:func:`planned_stages`, from ``dvc dag
+--dot`` and ``dvc status --json``: ``dvc repro --dry`` cannot plan past a missing output) and
+what each took
 last time (``reports/run_timings.json``, written at the end of every run), and prints
 
     geosgm run: [12/71] train@volcano-rsgm (stage ~6.2 min; run 14.0 min in, ~58 min left)
@@ -19,7 +21,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -29,7 +31,9 @@ __all__ = [
     "DEFAULT_STAGE_S",
     "RunProgress",
     "expected_seconds",
+    "parse_dag_dot",
     "parse_stage_line",
+    "planned_stages",
     "read_timings",
     "write_timings",
 ]
@@ -38,6 +42,70 @@ DEFAULT_STAGE_S = 30.0
 """Seconds expected of a stage with no timing of its own or its kind's."""
 
 _STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
+_DOT_NODE = re.compile(r'^"([^"]+)";$')
+_DOT_EDGE = re.compile(r'^"([^"]+)" -> "([^"]+)";$')
+
+
+def parse_dag_dot(dot: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """Nodes and ``(upstream, downstream)`` edges of ``dvc dag --dot``'s output."""
+    nodes: list[str] = []
+    edges: list[tuple[str, str]] = []
+    for line in dot.splitlines():
+        line = line.strip()
+        if edge := _DOT_EDGE.match(line):
+            edges.append((edge.group(1), edge.group(2)))
+        elif node := _DOT_NODE.match(line):
+            nodes.append(node.group(1))
+    return nodes, edges
+
+
+def planned_stages(
+    nodes: Sequence[str],
+    edges: Iterable[tuple[str, str]],
+    changed: Iterable[str],
+    targets: Sequence[str] = (),
+    force: bool = False,
+) -> list[str]:
+    """The stages ``dvc repro [--force] TARGETS`` will run, in a topological order.
+
+    Those the targets need (all stages when there are no targets, or when a target is not a
+    stage name, e.g. a glob) that are changed or downstream of a changed one; with ``force``,
+    all of them.
+    """
+    upstream: dict[str, set[str]] = {n: set() for n in nodes}
+    downstream: dict[str, set[str]] = {n: set() for n in nodes}
+    for a, b in edges:
+        upstream.setdefault(b, set()).add(a)
+        downstream.setdefault(a, set()).add(b)
+        upstream.setdefault(a, set())
+        downstream.setdefault(b, set())
+    scope = set(upstream)
+    if targets and all(t in upstream for t in targets):
+        scope, todo = set(), list(targets)
+        while todo:
+            stage = todo.pop()
+            if stage not in scope:
+                scope.add(stage)
+                todo.extend(upstream[stage])
+    run = set(scope) if force else set()
+    todo = [s for s in changed if s in scope]
+    while todo:
+        stage = todo.pop()
+        if stage not in run:
+            run.add(stage)
+            todo.extend(d for d in downstream[stage] if d in scope)
+    order: list[str] = []  # Kahn's algorithm, ties in the order dvc listed the nodes
+    indegree = {s: len(upstream[s] & run) for s in run}
+    rank = {n: i for i, n in enumerate(upstream)}
+    ready = sorted((s for s in run if indegree[s] == 0), key=rank.__getitem__)
+    while ready:
+        stage = ready.pop(0)
+        order.append(stage)
+        for d in sorted(downstream[stage] & run, key=rank.__getitem__):
+            indegree[d] -= 1
+            if indegree[d] == 0:
+                ready.append(d)
+    return order
 
 
 def parse_stage_line(line: str) -> str | None:

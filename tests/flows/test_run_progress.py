@@ -10,7 +10,9 @@ from pipeline.flows.run_progress import (
     DEFAULT_STAGE_S,
     RunProgress,
     expected_seconds,
+    parse_dag_dot,
     parse_stage_line,
+    planned_stages,
     read_timings,
     write_timings,
 )
@@ -76,3 +78,41 @@ def test_no_reminder_before_any_stage() -> None:
     clock.now = 1000.0
     progress.tick()
     assert out.getvalue() == ""
+
+
+DOT = """strict digraph {
+"ingest@a";
+"split@a";
+"train@a-kde";
+"evaluate@a-kde";
+"report";
+"ingest@a" -> "split@a";
+"split@a" -> "train@a-kde";
+"train@a-kde" -> "evaluate@a-kde";
+"evaluate@a-kde" -> "report";
+}
+"""
+
+
+def test_planned_stages_follow_changes_downstream_within_the_targets() -> None:
+    nodes, edges = parse_dag_dot(DOT)
+    assert nodes == ["ingest@a", "split@a", "train@a-kde", "evaluate@a-kde", "report"]
+    assert ("split@a", "train@a-kde") in edges
+    # A change to split reruns what follows it, ...
+    assert planned_stages(nodes, edges, ["split@a"]) == [
+        "split@a",
+        "train@a-kde",
+        "evaluate@a-kde",
+        "report",
+    ]
+    # ... only up to the targets, ...
+    assert planned_stages(nodes, edges, ["split@a"], ["train@a-kde"]) == ["split@a", "train@a-kde"]
+    # ... nothing when nothing changed, and the targets' whole closure when forced.
+    assert planned_stages(nodes, edges, [], ["train@a-kde"]) == []
+    assert planned_stages(nodes, edges, [], ["train@a-kde"], force=True) == [
+        "ingest@a",
+        "split@a",
+        "train@a-kde",
+    ]
+    # A target that is not a stage name (a glob) plans over the whole graph.
+    assert len(planned_stages(nodes, edges, ["ingest@a"], ["train@*"])) == 5
