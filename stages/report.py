@@ -1,4 +1,4 @@
-"""DVC stage ``report``: ``reports/report.md`` and a self-contained ``reports/report.html``.
+"""DVC stage ``report``: ``reports/report.md`` and ``reports/report.html`` (images linked, in git).
 
 Reads the ``report`` section of params.yaml::
 

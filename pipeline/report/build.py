@@ -45,7 +45,7 @@ class ReportPaths:
 
     Attributes:
         markdown: ``report.md`` (images linked by relative path).
-        html: ``report.html`` (self-contained).
+        html: ``report.html`` (images linked, as in the Markdown).
     """
 
     markdown: Path
@@ -87,13 +87,13 @@ def build_report(
     bridge_steps: Mapping[str, Any] | None = None,
     bridge_png: str | os.PathLike[str] | None = None,
 ) -> ReportPaths:
-    """Write ``report.md`` and a self-contained ``report.html`` into ``out_dir``.
+    """Write ``report.md`` and ``report.html`` into ``out_dir``.
 
     Sections: test-NLL table beside the published rows (best entries marked), training and
     evaluation budget, density maps with test events and generated samples, training-loss
     curves, seed-002 geometry results (if given), versions (this run against ``previous``),
-    caveats. The Markdown links images by relative path; the HTML embeds them as base64
-    ``data:`` URIs and uses inline CSS only, so it makes no network request.
+    caveats. Both link images by relative path (so both are small enough for git, beside the
+    PNGs they show); the HTML uses inline CSS only and makes no network request.
 
     Args:
         summary: Summary metrics dict (schema in :mod:`pipeline.report.summary`).
@@ -227,5 +227,5 @@ def build_report(
 
     md_path, html_path = out / "report.md", out / "report.html"
     _write_text_atomic(md_path, render_markdown(blocks, out))
-    _write_text_atomic(html_path, render_html(blocks, title))
+    _write_text_atomic(html_path, render_html(blocks, title, link_from=out))
     return ReportPaths(md_path, html_path)

@@ -1,7 +1,8 @@
 """The report's document model: block types, and their Markdown and self-contained HTML.
 
-The HTML embeds images as base64 ``data:`` URIs and uses inline CSS only (no script, no
-request to the web); the Markdown links images by relative path.
+The HTML uses inline CSS only (no script, no request to the web) and either links images by
+relative path, like the Markdown (the report in git: kilobytes beside the PNGs it shows), or
+embeds them as base64 ``data:`` URIs (one file to send on its own).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 __all__ = [
     "Block",
@@ -95,7 +97,7 @@ class Image:
     """A PNG figure with its caption.
 
     Attributes:
-        path: The PNG file (linked from the Markdown, embedded in the HTML).
+        path: The PNG file (linked from the Markdown; linked or embedded in the HTML).
         alt: Alternative text.
         caption: Caption shown under the image.
     """
@@ -212,21 +214,33 @@ def _md_inline_html(text: str) -> str:
     return markdown.markdown(html.escape(text, quote=False), extensions=[])
 
 
-def _figure(img: Image) -> str:
-    """An embedded ``<figure>`` for one image."""
+def _image_src(path: Path, link_from: Path | None) -> str:
+    """The ``src`` of an image: a path relative to ``link_from`` (URL-quoted), or a data URI."""
+    if link_from is None:
+        return _data_uri(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"only PNG images can be shown, got {path}")
+    rel = Path(os.path.relpath(path, link_from)).as_posix()
+    return html.escape(quote(rel), quote=True)
+
+
+def _figure(img: Image, link_from: Path | None = None) -> str:
+    """A ``<figure>`` for one image (linked from ``link_from``, else embedded)."""
     alt = html.escape(img.alt, quote=True)
     return (
-        f'<figure><img src="{_data_uri(img.path)}" alt="{alt}">'
+        f'<figure><img src="{_image_src(img.path, link_from)}" alt="{alt}">'
         f"<figcaption>{html.escape(img.caption)}</figcaption></figure>"
     )
 
 
-def render_html(blocks: Sequence[Block], title: str) -> str:
-    """Render blocks as one self-contained HTML page (inline CSS, images as data URIs).
+def render_html(blocks: Sequence[Block], title: str, link_from: Path | None = None) -> str:
+    """Render blocks as one HTML page with inline CSS.
 
     Args:
         blocks: The document; level-2 headings make the table of contents under the title.
         title: Page title (``<title>``).
+        link_from: The folder the page will be written to: images are linked by their path
+            relative to it. ``None``: images are embedded as data URIs (a self-contained page).
 
     Returns:
         The HTML page.
@@ -281,8 +295,12 @@ def render_html(blocks: Sequence[Block], title: str) -> str:
             rows.append("</tbody></table>")
             parts.append("".join(rows))
         elif isinstance(b, Gallery):
-            parts.append('<div class="gallery">' + "".join(_figure(i) for i in b.images) + "</div>")
+            parts.append(
+                '<div class="gallery">'
+                + "".join(_figure(i, link_from) for i in b.images)
+                + "</div>"
+            )
         else:
-            parts.append(_figure(b))
+            parts.append(_figure(b, link_from))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -1,4 +1,4 @@
-"""Tests for pipeline.report.build: the self-contained HTML report and its Markdown twin."""
+"""Tests for pipeline.report.build: the HTML report (images linked or embedded), its Markdown."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from report_helpers import _TEST_NLL, _Collector, _png, _summary
 
 from pipeline.published import PUBLISHED_NLL
 from pipeline.report.build import build_report
+from pipeline.report.document import Image, render_html
 from pipeline.report.versions import PreviousVersion, compare_versions
 
 
-def test_report_html_is_self_contained_and_numbers_match_json(tmp_path: Path) -> None:
+def test_report_html_links_its_images_and_numbers_match_json(tmp_path: Path) -> None:
     summary = _summary()
     json_path = tmp_path / "reports" / "metrics" / "summary.json"
     json_path.parent.mkdir(parents=True)
@@ -64,15 +65,19 @@ def test_report_html_is_self_contained_and_numbers_match_json(tmp_path: Path) ->
     assert [a.get("alt") for a in imgs[:glance]] == [
         f"{cat} {model} density map" for cat, model in best.items() if model in maps.get(cat, {})
     ]
+    # every image is linked by a relative path that resolves to the PNG beside the page
     for attrs in imgs:
-        assert (attrs.get("src") or "").startswith("data:image/png;base64,")
+        src = attrs.get("src") or ""
+        assert not src.startswith(("/", "data:")) and (paths.html.parent / src).is_file(), src
     for t, attrs in parser.tags:
         for key in ("src", "href", "srcset", "data", "poster", "action"):
             value = attrs.get(key)
             if value is not None and t != "img":
                 assert value.startswith("#"), (t, key, value)
-    embedded = {base64.b64decode((a["src"] or "").split(",", 1)[1]) for a in imgs}
-    assert maps["volcano"]["rsgm"].read_bytes() in embedded
+    linked = {(paths.html.parent / (a["src"] or "")).resolve() for a in imgs}
+    assert maps["volcano"]["rsgm"].resolve() in linked
+    # the page is small: it holds the text, not the images
+    assert len(text.encode()) < 100_000
 
     # every number of this run in the HTML equals the metrics JSON
     ours = [(a, txt) for a, txt in parser.cells if a.get("data-source") == "this run"]
@@ -142,3 +147,14 @@ def test_optional_per_seed_values_may_be_absent(tmp_path: Path) -> None:
     paths = build_report(b, tmp_path, previous=PreviousVersion("v1", a))
     md = paths.markdown.read_text(encoding="utf-8")
     assert "| 1.0000–1.0000 (1 seed) | — |" in md
+
+
+def test_render_html_embeds_images_without_a_folder_to_link_from(tmp_path: Path) -> None:
+    png = _png(tmp_path / "a b.png")
+    page = render_html([Image(png, "alt", "caption")], "t")
+    src = re.search(r'<img src="([^"]+)"', page)
+    assert src is not None and base64.b64decode(src.group(1).split(",", 1)[1]) == png.read_bytes()
+    linked = render_html([Image(png, "alt", "caption")], "t", link_from=tmp_path)
+    assert '<img src="a%20b.png"' in linked
+    with pytest.raises(ValueError, match="PNG"):
+        render_html([Image(tmp_path / "x.jpg", "alt", "c")], "t", link_from=tmp_path)
