@@ -36,16 +36,29 @@ def load_models(
     args: argparse.Namespace, repo: Path
 ) -> tuple[dict[str, dict[str, Any]], dict[int, Any]]:
     """The params sections the query verbs read, and the chosen seeds' trained models."""
-    from pipeline.query.density import load_seed_models
+    from pipeline.query.bundle import BUNDLE_DIR, fetch_from_bundle, fitting_stage
+    from pipeline.query.density import ModelNotFoundError, load_seed_models
 
     sections = params_sections(repo, "ingest", "evaluate", "maps")
     known = list(sections["ingest"].get("catalogues", {}))
     if args.catalogue not in known:
         raise ValueError(f"unknown catalogue {args.catalogue!r} (catalogues: {', '.join(known)})")
     seeds = None if args.seeds is None else seed_list(args.seeds)
-    models = load_seed_models(
-        repo / "data" / "models", args.catalogue, args.model, seeds, device=args.device
-    )
+    models_dir = repo / "data" / "models"
+    try:
+        models = load_seed_models(models_dir, args.catalogue, args.model, seeds, args.device)
+    except ModelNotFoundError:
+        # A fresh clone: the committed run's weights may be in the bundle (seconds to fetch).
+        stage = fitting_stage(args.catalogue, args.model)
+        if (models_dir / args.catalogue / args.model).is_dir() or not fetch_from_bundle(
+            repo, stage
+        ):
+            raise
+        print(
+            f"geosgm: fetched {stage}'s weights from the bundled run ({BUNDLE_DIR}/)",
+            file=sys.stderr,
+        )
+        models = load_seed_models(models_dir, args.catalogue, args.model, seeds, args.device)
     return sections, models
 
 

@@ -23,7 +23,8 @@ from numpy.typing import NDArray
 from pipeline.checkpoints import MODEL_CARD_FILE
 from pipeline.evaluation import load_trained, log_density
 from pipeline.geometry.coords import latlon_to_xyz
-from pipeline.variants import TrainedModel, get_variant, variant_names
+from pipeline.query.bundle import fitting_stage
+from pipeline.variants import TrainedModel, variant_names
 
 __all__ = [
     "EARTH_RADIUS_KM",
@@ -70,10 +71,7 @@ def seed_dirs(models_dir: str | Path, catalogue: str, model: str) -> dict[int, P
             if match and (child / MODEL_CARD_FILE).is_file():
                 found[int(match.group(1))] = child
     if not found:
-        variant = get_variant(model)
-        stage = f"{variant.fitted_by}@{catalogue}" + (
-            "" if variant.fitted_by == "derive" else f"-{model}"
-        )
+        stage = fitting_stage(catalogue, model)
         raise ModelNotFoundError(
             f"{folder}: no fitted seeds; fit them with `.venv/bin/dvc repro {stage}` "
             "(`geosgm run --first` fits every catalogue's kde model in minutes)"
