@@ -22,6 +22,7 @@ Usage::
 
     python -m tools.dvc_deps            # print the stages whose deps differ; exit 1 if any
     python -m tools.dvc_deps --write    # rewrite dvc.yaml's code deps in place
+    python -m tools.dvc_deps --who pipeline/variants/dsb/ipf.py   # the stages an edit reruns
 
 Only the lines of a ``deps:`` block that name project code (``pipeline/``, ``stages/``) are
 rewritten, with the comments between them; data deps, comments above them and the rest of
@@ -240,12 +241,39 @@ def render(text: str, root: Path = ROOT, exclude: Iterable[str] = ORCHESTRATION)
     return "".join(out)
 
 
+def dependent_stages(files: Iterable[str], root: Path = ROOT) -> dict[str, list[str]]:
+    """For each file (relative to ``root``), the stages that depend on it, directly or through
+    a folder dep, as DVC itself resolves ``dvc.yaml`` (``foreach``/``matrix`` expanded): the
+    stages an edit of that file makes stale (their downstream stages rerun only if the
+    stale stage's outputs change)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        stages = [(s.addressing, [str(d.def_path) for d in s.deps]) for s in repo.index.stages]
+    found: dict[str, list[str]] = {}
+    for file in files:
+        path = Path(file).as_posix()
+        found[file] = sorted(
+            name
+            for name, deps in stages
+            if any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
+        )
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Check (default) or rewrite dvc.yaml's code deps."""
+    """Check (default) or rewrite dvc.yaml's code deps, or list the stages a file reaches."""
     parser = argparse.ArgumentParser(prog="python -m tools.dvc_deps", description=__doc__)
     parser.add_argument("--dvc-yaml", type=Path, default=ROOT / "dvc.yaml")
     parser.add_argument("--write", action="store_true", help="rewrite the file in place")
+    parser.add_argument(
+        "--who", nargs="+", metavar="FILE", help="print the stages that depend on each file"
+    )
     args = parser.parse_args(argv)
+    if args.who:
+        for file, stages in dependent_stages(args.who, args.dvc_yaml.resolve().parent).items():
+            print(f"{file}: {len(stages)} stage(s): {' '.join(stages) or '-'}")
+        return 0
     text = args.dvc_yaml.read_text(encoding="utf-8")
     new = render(text, args.dvc_yaml.resolve().parent)
     if new == text:

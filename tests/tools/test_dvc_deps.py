@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tools.dvc_deps import CODE_COMMENT, closure, code_deps, render, stage_commands
+from tools.dvc_deps import (
+    CODE_COMMENT,
+    closure,
+    code_deps,
+    dependent_stages,
+    render,
+    stage_commands,
+)
 
 
 def _project(root: Path) -> None:
@@ -150,3 +157,24 @@ def test_the_project_dvc_yaml_runs_each_variant_from_its_own_folder() -> None:
         if name in ("train_config", "train", "evaluate", "maps", "ensemble"):
             assert "pipeline/variants/${item.model}" in deps, name
             assert not [d for d in deps if d.startswith("pipeline/so3/")], name
+
+
+def test_an_edit_of_one_variant_reaches_only_its_own_stages() -> None:
+    who = dependent_stages(
+        [
+            "pipeline/variants/kde/density.py",
+            "pipeline/variants/kde_rsgm/mixture.py",
+            "pipeline/so3/manifold.py",
+            "pipeline/cli.py",
+            "pipeline/flows/fanout.py",
+        ]
+    )
+    kde = set(who["pipeline/variants/kde/density.py"])
+    assert {"train@volcano-kde", "evaluate@fire-kde", "maps@flood-kde"} <= kde
+    assert all(name.endswith("-kde") for name in kde), kde
+    assert all("kde_rsgm" in s for s in who["pipeline/variants/kde_rsgm/mixture.py"])
+    assert who["pipeline/variants/kde_rsgm/mixture.py"]
+    # The SO(3) kernel reaches the SO(3) stages (and the geometry experiments), no S² model.
+    assert not [s for s in who["pipeline/so3/manifold.py"] if s.startswith(("train", "evaluate"))]
+    # The CLI and the runners decide where work runs, never what it computes.
+    assert who["pipeline/cli.py"] == [] and who["pipeline/flows/fanout.py"] == []
