@@ -93,7 +93,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipeline.flows.server import local_prefect_server
     from pipeline.process_group import supervise
 
-    start = time.perf_counter()
+    start, run_start = time.perf_counter(), time.monotonic()
     with supervise() as sup, local_prefect_server(repo):
         env = dict(os.environ)
         # DVC runs stage commands through the shell: `python` must be this environment's.
@@ -102,7 +102,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             cmd = base + targets
             print(f"geosgm run: {label}: " + " ".join(cmd[1:]), flush=True)
             # Its own session: Ctrl-C reaches dvc's tree once, forwarded by the supervisor.
-            rc = _repro_with_progress(sup, cmd, repo, env)
+            rc = _repro_with_progress(sup, cmd, repo, env, run_start)
             elapsed = time.perf_counter() - start
             if rc != 0:
                 print(
@@ -160,7 +160,9 @@ def _planned_stages(cmd: Sequence[str], repo: Path, env: dict[str, str]) -> list
     return planned_stages(nodes, edges, changed, targets, force="--force" in cmd)
 
 
-def _repro_with_progress(sup: Any, cmd: list[str], repo: Path, env: dict[str, str]) -> int:
+def _repro_with_progress(
+    sup: Any, cmd: list[str], repo: Path, env: dict[str, str], run_start: float
+) -> int:
     """Run ``dvc repro`` under ``sup`` with one progress line per stage (ETA for the stage and
     the run, reminders after 30 s of silence); record each stage's seconds for the next ETA."""
     import threading
@@ -168,7 +170,7 @@ def _repro_with_progress(sup: Any, cmd: list[str], repo: Path, env: dict[str, st
     from pipeline.flows.run_progress import RunProgress, read_timings, write_timings
 
     planned = _planned_stages(cmd, repo, env)
-    progress = RunProgress(planned, read_timings(repo / RUN_TIMINGS))
+    progress = RunProgress(planned, read_timings(repo / RUN_TIMINGS), started_at=run_start)
     print(f"geosgm run: {len(planned)} stages to run", flush=True)
     stop = threading.Event()
 

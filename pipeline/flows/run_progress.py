@@ -162,6 +162,7 @@ class RunProgress:
         out: Where the lines go.
         quiet_s: Print a reminder when nothing was printed for this long.
         clock: Seconds (monotonic); injectable for tests.
+        started_at: When the run began on ``clock`` (default: now), e.g. before a first pass.
     """
 
     def __init__(
@@ -171,17 +172,19 @@ class RunProgress:
         out: TextIO | None = None,
         quiet_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        started_at: float | None = None,
     ) -> None:
         self.planned = list(planned)
         self.timings = dict(timings)
         self.out = out if out is not None else sys.stdout
         self.quiet_s = quiet_s
         self.clock = clock
-        self.started_at = clock()
+        now = clock()
+        self.started_at = now if started_at is None else started_at
         self.measured: dict[str, float] = {}
         self.current: str | None = None
-        self._current_since = self.started_at
-        self._last_output = self.started_at
+        self._current_since = now
+        self._last_output = now
         self._lock = threading.Lock()
 
     def _remaining_s(self, now: float) -> float:

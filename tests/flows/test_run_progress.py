@@ -116,3 +116,28 @@ def test_planned_stages_follow_changes_downstream_within_the_targets() -> None:
     ]
     # A target that is not a stage name (a glob) plans over the whole graph.
     assert len(planned_stages(nodes, edges, ["ingest@a"], ["train@*"])) == 5
+
+
+def test_the_run_clock_can_start_before_this_pass() -> None:
+    clock, out = Clock(), io.StringIO()
+    clock.now = 600.0  # a first pass took 10 minutes
+    progress = RunProgress(["a"], {"a": 60.0}, out=out, clock=clock, started_at=0.0)
+    progress.line("Running stage 'a':")
+    assert "run 10.0 min in, ~1.0 min left" in out.getvalue()
+
+
+def test_geosgm_run_reads_dvc_output_line_by_line_and_records_timings(tmp_path: Path) -> None:
+    import os
+    import sys
+    import time
+
+    from pipeline.cli import RUN_TIMINGS, _repro_with_progress
+    from pipeline.process_group import supervise
+
+    # A stand-in for `dvc repro`: two stages; `dvc dag`/`dvc status` fail on it (no plan).
+    script = "print(\"Running stage 'a':\", flush=True); print(\"Running stage 'b':\")"
+    cmd = [sys.executable, "-c", script]
+    with supervise() as sup:
+        rc = _repro_with_progress(sup, cmd, tmp_path, dict(os.environ), time.monotonic())
+    assert rc == 0
+    assert set(read_timings(tmp_path / RUN_TIMINGS)) == {"a", "b"}
