@@ -76,3 +76,19 @@ def test_evaluate_declares_every_setting_but_the_runner() -> None:
     # `models` picks the matrix entries; each stage's own model is in its command.
     wanted = {f"evaluate.{k}" for k in params["evaluate"] if k not in ("runner", "models")}
     assert wanted <= declared, f"undeclared: {sorted(wanted - declared)}"
+
+
+def test_no_cached_dvc_output_is_tracked_by_git() -> None:
+    """A cached output in git makes `dvc repro` fail ("already tracked by SCM") when its stage
+    reruns; `git add -A` after a run adds any output whose .gitignore entry is missing."""
+    import subprocess
+
+    from dvc.repo import Repo
+
+    root = Path(__file__).resolve().parents[1]
+    with Repo(str(root)) as repo:
+        cached = [str(o.def_path) for s in repo.index.stages for o in s.outs if o.use_cache]
+    tracked = subprocess.run(
+        ["git", "ls-files", "--", *cached], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert tracked == [], tracked
