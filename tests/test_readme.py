@@ -91,10 +91,18 @@ def test_the_command_summary_names_real_subcommands() -> None:
     assert names and names <= set(sub.choices), names - set(sub.choices)
 
 
-def test_linked_and_named_files_exist() -> None:
+def test_linked_and_named_files_are_in_git() -> None:
+    # Tracked, not merely present: a fresh clone has only what git tracks.
     links = re.findall(r"\]\(([^)#]+)\)", README)
     named = re.findall(r"`((?:docs|reports|profiles|stages|data|pipeline)/[^`<>*\s]+)`", README)
-    missing = [p for p in [*links, *named] if not (ROOT / p).exists()]
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    missing = [
+        p
+        for p in [*links, *named]
+        if not any(t == p.rstrip("/") or t.startswith(p.rstrip("/") + "/") for t in tracked)
+    ]
     assert links and not missing, missing
 
 
