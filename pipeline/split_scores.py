@@ -100,6 +100,27 @@ def reference_name(process: ForwardProcess) -> str:
     return "uniform" if isinstance(process, BrownianMotion) else f"reference of {process!r}"
 
 
+def _check_finite(logp: np.ndarray, points: np.ndarray, seed_dir: Path) -> None:
+    """Fail, naming the model folder, how many test events and the first one, when a test
+    log-density is not finite (the model gives those events zero or undefined density).
+
+    Raises:
+        RuntimeError: One line: the folder, the count, the first event's row and place.
+    """
+    bad = np.flatnonzero(~np.isfinite(logp))
+    if bad.size == 0:
+        return
+    from pipeline.geometry.coords import xyz_to_latlon
+
+    i = int(bad[0])
+    lat, lon = xyz_to_latlon(np.asarray(points[i : i + 1], dtype=np.float64))
+    raise RuntimeError(
+        f"{seed_dir}: test NLL is not finite: {bad.size} of {len(logp)} test events have "
+        f"log-density {logp[i]} (first: test row {i}, lat {float(lat[0]):.3f}, "
+        f"lon {float(lon[0]):.3f}); the model gives them zero or undefined density"
+    )
+
+
 def score_seed(
     seed_dir: Path,
     kind: str,
@@ -127,7 +148,7 @@ def score_seed(
 
     Raises:
         FileNotFoundError: If the checkpoint metadata is missing.
-        RuntimeError: If the test NLL is not finite.
+        RuntimeError: If a test log-density is not finite (one line: how many, the first).
     """
     trained = load_trained(seed_dir, device=settings.get("device", "auto"), kind=kind)
     ode: dict[str, Any] = {
@@ -140,6 +161,7 @@ def score_seed(
     start = time.perf_counter()
     test_logp, nfe = log_density(trained, parts["test"], **ode)
     test_seconds = time.perf_counter() - start
+    _check_finite(test_logp, parts["test"], seed_dir)
     out: dict[str, Any] = {
         "seed": seed,
         "test_nll": float(-test_logp.mean()),
@@ -169,8 +191,6 @@ def score_seed(
     out["train_steps"] = int(meta["step"])
     out["loss_history"] = meta["loss_history"]
     out[_BASE_KEY] = reference_name(trained.process)
-    if not np.isfinite(out["test_nll"]):
-        raise RuntimeError(f"{seed_dir}: test NLL is not finite")
     return out
 
 

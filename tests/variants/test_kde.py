@@ -132,6 +132,14 @@ def test_search_is_deterministic_and_picks_from_the_grids() -> None:
     torch.testing.assert_close(a.density.sigma, b.density.sigma, rtol=0, atol=0)
     assert a.chosen["k"] in (1, 3, 8) and a.chosen["scale"] in (0.5, 1.0, 2.0)
     assert a.val_nll == min(r["val_nll"] for r in a.search)
+    # The search caches its sharp and broad kernel sums apart: every point it scored must
+    # equal the val NLL of the density built from that point (broad weights included).
+    assert {r["broad_weight"] for r in a.search} == set(cfg.broad_weight_grid)
+    dks = kth_neighbour_distance(train, cfg.k_grid)
+    for r in a.search:
+        sigma = torch.clamp(r["scale"] * dks[int(r["k"])], min=math.radians(r["floor_deg"]))
+        d = KernelDensity(train, sigma, math.radians(r["broad_deg"]), r["broad_weight"])
+        assert math.isclose(r["val_nll"], float(-d.log_prob(val).mean()), rel_tol=1e-12), r
     # On held-out draws the chosen model is near the true law, far below the uniform one.
     test = truth.sample(1000, g)
     fitted, true = float(-a.density.log_prob(test).mean()), float(-truth.log_prob(test).mean())

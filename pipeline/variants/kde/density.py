@@ -351,6 +351,34 @@ def fit_kde(
         raise ValueError("kde needs at least 1 validation event to choose its bandwidths")
     dks = kth_neighbour_distance(x, cfg.k_grid)
     sq = _sq_chord(v, x)  # (M, N), reused by every candidate
+    n = sq.shape[1]
+    # The two kernel sums of a candidate, each cached on the parameters it depends on: a
+    # change of b or σ_B then costs no pass over the M x N pairs. The same blocks and
+    # operations as KernelDensity.log_prob, so the values match it bit for bit.
+    sharp_cache: dict[tuple[float, float, float], Tensor] = {}
+    broad_cache: dict[float, Tensor] = {}
+
+    def kernel_sum(sigma: Tensor) -> Tensor:
+        return torch.cat(
+            [
+                torch.logsumexp(_log_terms(sq[rows], sigma, cfg.kernel), dim=1) - math.log(n)
+                for rows in _blocks(sq.shape[0], n)
+            ]
+        )
+
+    def sharp_logp(k: float, scale: float, floor_deg: float) -> Tensor:
+        key = (k, scale, floor_deg)
+        if key not in sharp_cache:
+            sharp_cache[key] = kernel_sum(_bandwidths(dks[int(k)], scale, floor_deg))
+        return sharp_cache[key]
+
+    def broad_logp(broad_deg: float) -> Tensor:
+        if broad_deg not in broad_cache:
+            broad_cache[broad_deg] = kernel_sum(
+                torch.tensor(math.radians(broad_deg), dtype=sq.dtype)
+            )
+        return broad_cache[broad_deg]
+
     cache: dict[tuple[float, ...], float] = {}
     record: list[dict[str, float]] = []
 
@@ -359,19 +387,12 @@ def fit_kde(
         if p["broad_weight"] == 0.0:
             key = (p["k"], p["scale"], p["floor_deg"], 0.0, 0.0)  # σ_B unused
         if key not in cache:
-            sigma = _bandwidths(dks[int(p["k"])], p["scale"], p["floor_deg"])
-            logp = torch.cat(
-                [
-                    _mixture_logp(
-                        sq[rows],
-                        sigma,
-                        math.radians(p["broad_deg"]),
-                        p["broad_weight"],
-                        cfg.kernel,
-                    )
-                    for rows in _blocks(sq.shape[0], sq.shape[1])
-                ]
-            )
+            logp = sharp_logp(p["k"], p["scale"], p["floor_deg"])
+            b = p["broad_weight"]
+            if b > 0.0:
+                logp = torch.logaddexp(
+                    logp + math.log1p(-b), broad_logp(p["broad_deg"]) + math.log(b)
+                )
             value = float(-logp.mean())
             cache[key] = value if math.isfinite(value) else math.inf
             record.append({**p, "val_nll": cache[key]})
