@@ -76,6 +76,7 @@ __all__ = [
     "interrupt_exit_code",
     "start_service",
     "stop_service",
+    "stop_with_parent",
     "supervise",
     "tie_to_parent",
 ]
@@ -217,6 +218,30 @@ def _prctl(option: int, arg: Any) -> bool:
         return bool(libc.prctl(option, arg, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
+
+
+def stop_with_parent(signum: int = signal.SIGTERM) -> bool:
+    """Ask the kernel to send ``signum`` to this process when its parent dies (Linux).
+
+    A stage calls it first: under a plain ``dvc repro``, ``kill <dvc pid>`` (or dvc dying any
+    other way) would otherwise leave the stage training on, orphaned, with nothing to read
+    its output. With the death signal the stage stops as on SIGTERM (checkpoint, exit 143).
+    The signal follows the parent *thread* that started this process (``PR_SET_PDEATHSIG``):
+    dvc's main thread, a shell, or a test's.
+
+    Args:
+        signum: The signal to receive.
+
+    Returns:
+        True if the kernel took the request (False elsewhere than on Linux). If the parent
+        had already gone, the signal is sent at once.
+    """
+    parent = os.getppid()
+    if not _prctl(_PR_SET_PDEATHSIG, int(signum)):
+        return False
+    if os.getppid() != parent:  # it died before the request: the kernel will not tell us
+        os.kill(os.getpid(), signum)
+    return True
 
 
 def _set_subreaper(on: bool) -> bool | None:

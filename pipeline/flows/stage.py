@@ -113,7 +113,10 @@ def stage_main(
     Raises:
         Exception: Any other error, unchanged.
     """
+    from pipeline.process_group import stop_with_parent
+
     with stop_handlers():
+        stop_with_parent()  # dvc killed: stop as on SIGTERM, do not train on orphaned
         return _run_stage_main(fn, flow_name, expected, prog, in_flow)
 
 
