@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from typing import Any
 
 import yaml
+
+from pipeline.config import deep_merge
 
 
 def apply_overrides(config: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -22,16 +23,15 @@ def apply_overrides(config: dict[str, Any], overrides: Sequence[str]) -> dict[st
     Raises:
         ValueError: An item without ``=`` or an empty key.
     """
-    out = copy.deepcopy(config)
+    out = dict(config)
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"override {item!r}: expected KEY=VALUE, e.g. optim.lr=3e-4")
-        node = out
-        *parents, leaf = key.strip().split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+        node: Any = yaml.safe_load(value)
+        for part in reversed(key.strip().split(".")):
+            node = {part: node}
+        out = deep_merge(out, node)  # the one merge (a copy: config is not changed)
     return out
 
 

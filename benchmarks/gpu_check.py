@@ -42,7 +42,6 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -55,7 +54,7 @@ from pipeline.ensemble import (  # noqa: E402
 )
 
 from pipeline.checkpoints import load_checkpoint_weights  # noqa: E402
-from pipeline.config import deep_merge  # noqa: E402
+from pipeline.config import deep_merge, read_yaml_mapping  # noqa: E402
 from pipeline.config.train import TrainConfig  # noqa: E402
 from pipeline.data.splits import load_split  # noqa: E402
 from pipeline.devices import resolve_device  # noqa: E402
@@ -243,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     device = str(resolve_device(args.device))
     params = load_params(ROOT / "params.yaml")
     cpu_cfg = model_config(params["train"], "earthquake", "rsgm")
-    paper = yaml.safe_load((ROOT / "profiles/paper.yaml").read_text())["train"]
+    paper = read_yaml_mapping(ROOT / "profiles/paper.yaml")["train"]
     paper_size = {
         "network": paper["common"]["network"],
         "optim": {"batch_size": paper["common"]["optim"]["batch_size"]},

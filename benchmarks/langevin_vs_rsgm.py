@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -122,11 +121,12 @@ def main() -> None:
     args = parser.parse_args()
     models = ("rsgm", "rsgm_ism") if args.ism_control else MODELS
 
+    from pipeline.config import read_yaml_mapping
     from pipeline.sde.heat_kernel import prior_kl_uniform
     from pipeline.sde.schedules import make_schedule
     from stages.train_config import model_config
 
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
+    params = read_yaml_mapping(ROOT / "params.yaml")["train"]
     tmp = Path(tempfile.mkdtemp(prefix="langevin_bench_"))
     lang_loss = params["rsgm_langevin"]["loss"]
 

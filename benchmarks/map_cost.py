@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import yaml  # noqa: E402
 
+from pipeline.config import read_yaml_mapping  # noqa: E402
 from pipeline.evaluation import load_trained, log_density  # noqa: E402
 from pipeline.maps.grid import grid_normalization, latlon_grid  # noqa: E402
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    maps = yaml.safe_load((ROOT / "params.yaml").read_text())["maps"]
+    maps = read_yaml_mapping(ROOT / "params.yaml")["maps"]
     seed_dir = ROOT / "data/models" / args.catalogue / args.model / "seed0"
     trained = load_trained(seed_dir, kind=args.model)
     print(

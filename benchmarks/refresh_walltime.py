@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from pipeline.config import read_yaml_mapping
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     cli = [sys.executable, "-m", "pipeline.cli"]
     _run([*cli, "profile", "smoke"], repo)
     params_path = repo / "params.yaml"
-    params = yaml.safe_load(params_path.read_text())
+    params = read_yaml_mapping(params_path)
     params["split"]["protocol"] = "rsgm+hash"
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
     # The benchmark's runs must not write to the project's DVC remote.

@@ -47,8 +47,8 @@ def _timed(fn: Callable[[], object], steps: int) -> float:
 def measure(model: str, threads: int, rounds: int, steps: int) -> dict[str, list[float]]:
     """Per-round ms per call of each part (see the module docstring)."""
     import torch
-    import yaml
 
+    from pipeline.config import read_yaml_mapping
     from pipeline.config.train import TrainConfig, lr_factor
     from pipeline.losses import TimeSampler
     from pipeline.models.ema import EMA
@@ -57,7 +57,7 @@ def measure(model: str, threads: int, rounds: int, steps: int) -> dict[str, list
     from stages.train_config import model_config
 
     torch.set_num_threads(threads)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = read_yaml_mapping(ROOT / "params.yaml")
     config = model_config(params["train"], "earthquake", model)
     manifold = build_manifold(config.get("manifold"))
     schedule = build_schedule(config["schedule"])

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 def main(argv: list[str] | None = None) -> int:
     """Print (and optionally write) the error and timing lines; return 0."""
     import torch
-    import yaml
 
+    from pipeline.config import read_yaml_mapping
     from pipeline.losses import TimeSampler
     from pipeline.sde.heat_kernel import _logp_dlogp_theta, heat_kernel_score
     from pipeline.transition import make_noise_sampler
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = read_yaml_mapping(ROOT / "params.yaml")
     from stages.train_config import model_config
 
     config = model_config(params["train"], "earthquake", "rsgm")

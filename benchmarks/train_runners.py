@@ -29,6 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pipeline.config import read_yaml_mapping  # noqa: E402
 from pipeline.flows.server import local_prefect_server  # noqa: E402
 
 
@@ -53,7 +54,7 @@ def _run(cmd: list[str], kind: str) -> float:
 
 def evaluate_runners(kinds: list[str], workers: int) -> int:
     """Time the evaluate stage per runner on the trained models; compare the metrics."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = read_yaml_mapping(ROOT / "params.yaml")
     walls: dict[str, float] = {}
     metrics: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp, local_prefect_server(ROOT):
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.evaluate:
         return evaluate_runners(args.kinds, args.workers)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = read_yaml_mapping(ROOT / "params.yaml")
     seeds = [int(s) for s in params["train"]["seeds"]]
     walls: dict[str, float] = {}
     weights: dict[str, list[bytes]] = {}
