@@ -60,6 +60,7 @@ __all__ = [
 
 KDE_FILE = "kde.safetensors"
 """Centres and per-event bandwidths of a fitted ``kde`` seed (safetensors: no pickle)."""
+_META_KEY = "kde"  # the file's one metadata entry: kernel and broad kernel, as JSON
 _LOG_2PI = math.log(2 * math.pi)
 _KERNELS = ("vmf", "heat")
 _CHUNK_PAIRS = 4_000_000  # query x centre pairs per block: bounds memory at ~100 MB
@@ -438,11 +439,10 @@ def save_kde(out_dir: Path, fit: KDEFit, cfg: KDEConfig) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     d = fit.density
     tensors = {"centres": d.centres.contiguous(), "sigma": d.sigma.contiguous()}
-    meta = {
-        "kernel": d.kernel,
-        "broad_sigma": repr(d.broad_sigma),
-        "broad_weight": repr(d.broad_weight),
-    }
+    # One metadata key: safetensors writes its metadata map in hash order, so several keys
+    # made the same fit give different bytes from run to run (and rerun every stage after).
+    settings = {"kernel": d.kernel, "broad_sigma": d.broad_sigma, "broad_weight": d.broad_weight}
+    meta = {_META_KEY: json.dumps(settings, sort_keys=True)}
     atomic_write(out_dir / KDE_FILE, lambda p: save_file(tensors, str(p), metadata=meta))
     record = {
         "step": 0,
@@ -470,7 +470,7 @@ def load_kde(model_dir: Path) -> KernelDensity:
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            md = f.metadata() or {}
+            md = json.loads((f.metadata() or {})[_META_KEY])
         tensors = load_file(str(path))
         return KernelDensity(
             tensors["centres"].to(torch.float64),
