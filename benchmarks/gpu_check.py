@@ -1,30 +1,23 @@
-"""The GPU check (issue 13): trainer cost per step, K-seed ensemble, PF-ODE cost, NLL, on a device.
+"""The GPU check (issue 13): cost per training step, PF-ODE cost, NLL and the paper plan.
 
 Prints, for the device it runs on (``--device``, default CUDA when available):
 
 1. ms per training step of one seed at the default CPU size (params.yaml ``train`` config of
    earthquake/rsgm) and at the ``paper`` profile's size (MLP 5×512, batch 512), after a
-   warm-up (seeds one after another: the path the ``paper`` profile uses today);
-2. at both sizes, ms per seed-step of K = 5 seeds trained as one vectorised network
-   (:func:`pipeline.ensemble.train_ensemble`: vmapped stacked weights, per-seed generators,
-   Adam state and EMA) against the single seed's ms per step (= 5 sequential seed-steps / 5),
-   and their ratio (> 1: the ensemble is faster per seed);
-3. PF-ODE seconds per 1000 points (dopri5, 1e-5, exact divergence) of the K = 5 cpu-size
-   ensemble's EMA models on ``--ode-points`` test points: 5 per-seed solves one after another
-   against one stacked solve (:func:`pipeline.ensemble.ensemble_pf_ode_logp`, the step shared,
-   passing every seed's own error test), the ratio, and the largest |ΔNLL| between them;
-4. the earthquake seed-0 test NLL after ``--steps`` steps of the CPU-size config (one seed,
+   warm-up (seeds one after another: the path the ``paper`` profile uses);
+2. the earthquake seed-0 test NLL after ``--steps`` steps of the CPU-size config (one seed,
    :func:`pipeline.training.train`), and its PF-ODE seconds per 1000 points;
-5. the ``paper`` profile's plan from those numbers (:func:`paper_plan`): GPU-hours of the
+3. the ``paper`` profile's plan from those numbers (:func:`paper_plan`): GPU-hours of the
    published protocol (4 catalogues × 3 trained models × 5 seeds × the profile's steps, plus
    the evaluation's PF-ODE solves) and the steps per seed that fit in 2 hours.
 
-Needs only the git-tracked files: it ingests and splits earthquake itself when
-``data/processed/earthquake.nc`` is missing. Within 8 minutes on one H200-class GPU with the
-defaults (the ensemble parts add about 2 × 1050 ensemble steps and 6 PF-ODE solves of 1000
-points; not yet timed on a GPU). A quick run anywhere (CPU: about a minute)::
+(The K-seed vmapped ensemble it used to time was deleted with ``pipeline/ensemble/``, which no
+stage used; a GPU profile that needs it would bring it back as a training option.)
 
-    python benchmarks/gpu_check.py --timing-steps 5 --warmup-steps 2 --steps 5 --ode-points 50
+Needs only the git-tracked files: it ingests and splits earthquake itself when
+``data/processed/earthquake.nc`` is missing. A quick run anywhere (CPU: about a minute)::
+
+    python benchmarks/gpu_check.py --timing-steps 5 --warmup-steps 2 --steps 5
 
 and on the GPU::
 
@@ -45,13 +38,6 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from pipeline.ensemble import (  # noqa: E402
-    EnsembleDSMLoss,
-    SeedEnsemble,
-    ensemble_pf_ode_logp,
-    train_ensemble,
-)
 
 from pipeline.checkpoints import load_checkpoint_weights  # noqa: E402
 from pipeline.config import deep_merge, read_yaml_mapping  # noqa: E402
@@ -81,7 +67,6 @@ def _data(catalogue: str) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-ENSEMBLE_K = 5
 #: The published protocol: catalogues x trained model kinds x seeds (DESIGN.md).
 PAPER_CATALOGUES = ("volcano", "earthquake", "flood", "fire")
 PAPER_TRAINED_MODELS = 3
@@ -158,85 +143,13 @@ def _train(
     return net, 1000.0 * (time.perf_counter() - start) / steps
 
 
-def _train_ensemble(
-    config: dict, data: torch.Tensor, steps: int, out: Path, device: str, warmup: int
-) -> tuple[list[dict[str, torch.Tensor]], float]:
-    """K seeds (0..K-1) as one vectorised network, timed like :func:`_train`.
-
-    Returns:
-        The seeds' EMA weights and ms per seed-step (an ensemble step over K).
-    """
-    manifold = build_manifold(config.get("manifold"))
-    schedule = build_schedule(config["schedule"])
-    seeds = list(range(ENSEMBLE_K))
-    models = [get_variant("rsgm").network(config, manifold, seed=s) for s in seeds]
-    process = get_variant("rsgm").build_process(config, manifold, schedule)
-    loss_fn = EnsembleDSMLoss(config.get("loss", {}), process)
-    optim = {**config.get("optim", {}), "device": device, "checkpoint_every": 10**9}
-    dirs = [out / f"seed{s}" for s in seeds]
-    warm = TrainConfig.from_dict({**optim, "steps": warmup})
-    train_ensemble(models, loss_fn, data, warm, seeds, dirs, progress=False)
-    cfg = TrainConfig.from_dict({**optim, "steps": warmup + steps})
-    _sync(device)
-    start = time.perf_counter()
-    results = train_ensemble(models, loss_fn, data, cfg, seeds, dirs, progress=False)
-    _sync(device)
-    ms = 1000.0 * (time.perf_counter() - start) / (steps * ENSEMBLE_K)
-    return [r.ema_state for r in results], ms
-
-
-def _ode_comparison(
-    config: dict, ema_states: list[dict[str, torch.Tensor]], x: torch.Tensor, device: str
-) -> dict[str, float]:
-    """K per-seed PF-ODE solves one after another against one stacked solve of the K seeds."""
-    manifold = build_manifold(config.get("manifold"))
-    schedule = build_schedule(config["schedule"])
-    process = BrownianMotion(manifold, schedule)
-    nets = []
-    for state in ema_states:
-        net = get_variant("rsgm").network(config, manifold)
-        net.load_state_dict(state)
-        nets.append(net.to(device).eval().requires_grad_(False))
-    x = x.to(device)
-    _sync(device)
-    start = time.perf_counter()
-    alone = [
-        pf_ode_logp(get_variant("rsgm").score_field(net, manifold, schedule), process, x, rtol=1e-5,
-                    atol=1e-5)
-        for net in nets
-    ]  # fmt: skip
-    _sync(device)
-    seq = time.perf_counter() - start
-    ensemble = SeedEnsemble(nets).requires_grad_(False)
-    start = time.perf_counter()
-    logp, nfe = ensemble_pf_ode_logp(
-        ensemble, process, x.expand(len(nets), *x.shape), rtol=1e-5, atol=1e-5
-    )
-    _sync(device)
-    stacked = time.perf_counter() - start
-    diff = max(float((logp[k] - lp).abs().max()) for k, (lp, _) in enumerate(alone))
-    mean_diff = max(abs(float(logp[k].double().mean() - lp.double().mean()))
-                    for k, (lp, _) in enumerate(alone))  # fmt: skip
-    per_1000 = 1000.0 / len(x)
-    return {
-        "ode_seq_s_per_1000": seq * per_1000,
-        "ode_stacked_s_per_1000": stacked * per_1000,
-        "ode_ratio": seq / stacked,
-        "ode_nfe_per_seed": float(max(n for _, n in alone)),
-        "ode_nfe_stacked": float(nfe),
-        "ode_max_abs_dlogp": diff,
-        "ode_max_abs_dnll_mean": mean_diff,
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run the three checks; print them and optionally write JSON."""
+    """Run the checks; print them and optionally write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--timing-steps", type=int, default=1000)
     parser.add_argument("--warmup-steps", type=int, default=50)
     parser.add_argument("--steps", type=int, default=20000, help="steps before the NLL")
-    parser.add_argument("--ode-points", type=int, default=1000, help="test points, ensemble ODE")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     device = str(resolve_device(args.device))
@@ -253,33 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     record: dict[str, object] = {"device": device, "device_name": name}
     print(f"device: {device} ({name}); torch {torch.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
-        k, warmup = ENSEMBLE_K, args.warmup_steps
-        ema_states: list[dict[str, torch.Tensor]] = []
+        warmup = args.warmup_steps
         for label, cfg in (("cpu size", cpu_cfg), ("paper size", paper_cfg)):
             size = label.split()[0]
             _, ms = _train(cfg, train_x, args.timing_steps, Path(tmp) / label, device, warmup)
             net = cfg["network"]
             print(f"{label}: MLP {net.get('depth')}x{net.get('hidden')}, batch "
                   f"{cfg['optim']['batch_size']}: {ms:.2f} ms per seed-step")  # fmt: skip
-            states, ms_k = _train_ensemble(
-                cfg, train_x, args.timing_steps, Path(tmp) / f"{label} x{k}", device, warmup
-            )
-            ema_states = states if size == "cpu" else ema_states
-            print(f"{label}: K={k} vmapped ensemble: {ms_k:.2f} ms per seed-step "
-                  f"({k * ms_k:.2f} ms per ensemble step) against {ms:.2f} ms per seed-step "
-                  f"sequentially: {ms / ms_k:.2f}x")  # fmt: skip
             record[f"ms_per_step_{size}"] = ms
-            record[f"ensemble_ms_per_seed_step_{size}"] = ms_k
-            record[f"ensemble_ratio_{size}"] = ms / ms_k
-        ode = _ode_comparison(cpu_cfg, ema_states, test_x[: args.ode_points], device)
-        n_ode = len(test_x[: args.ode_points])
-        print(f"PF-ODE of K={k} cpu-size seeds on {n_ode} test points: "
-              f"{ode['ode_seq_s_per_1000']:.2f} s per 1000 points one seed after another "
-              f"(NFE up to {ode['ode_nfe_per_seed']:.0f}) against "
-              f"{ode['ode_stacked_s_per_1000']:.2f} s stacked (NFE {ode['ode_nfe_stacked']:.0f}): "
-              f"{ode['ode_ratio']:.2f}x; max |dlogp| {ode['ode_max_abs_dlogp']:.1e}, "
-              f"max |dNLL| {ode['ode_max_abs_dnll_mean']:.1e} nats")  # fmt: skip
-        record.update(ode)
         out = Path(tmp) / "nll"
         model, ms = _train(cpu_cfg, train_x, args.steps, out, device, warmup)
         manifold = build_manifold(cpu_cfg.get("manifold"))
@@ -303,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                   steps=args.steps, test_nll=nll)  # fmt: skip
     paper_steps = int(paper["rsgm"]["optim"]["steps"])
     grid = params["evaluate"]["normalization_grid"]
-    best_ms = min(record["ms_per_step_paper"], record["ensemble_ms_per_seed_step_paper"])
+    best_ms = record["ms_per_step_paper"]
     # The PF-ODE was timed at the CPU size; at the paper size each evaluation costs about the
     # ratio of the two sizes' training steps more.
     size_ratio = record["ms_per_step_paper"] / record["ms_per_step_cpu"]
@@ -313,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     print(
         f"paper protocol ({len(PAPER_CATALOGUES)} catalogues x {PAPER_TRAINED_MODELS} models x "
-        f"{PAPER_SEEDS} seeds x {paper_steps} steps at {best_ms:.3f} ms per seed-step, the "
-        f"faster of sequential and K={ENSEMBLE_K}): training {plan['train_hours']:.2f} h + "
+        f"{PAPER_SEEDS} seeds x {paper_steps} steps at {best_ms:.3f} ms per seed-step, "
+        f"seeds one after another): training {plan['train_hours']:.2f} h + "
         f"evaluation {plan['eval_hours']:.2f} h = {plan['total_hours']:.2f} h; steps per seed "
         f"within {BUDGET_HOURS:g} h: {plan['steps_within_budget']}"
     )
