@@ -17,10 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
 import yaml
+
+from tests.stages.stage_helpers import write_tiny_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 1500
@@ -81,13 +82,7 @@ def api_url(prefect_harness: None) -> str:
 def prepared(tmp_path_factory: pytest.TempPathFactory, api_url: str) -> Path:
     """A project folder with the tiny catalogue ingested and split (no models yet)."""
     root = tmp_path_factory.mktemp("interrupt")
-    rng = np.random.default_rng(3)
-    lat, lon = rng.uniform(-60.0, 60.0, 200), rng.uniform(-170.0, 170.0, 200)
-    raw = root / "data/raw/tiny.csv"
-    raw.parent.mkdir(parents=True)
-    raw.write_text(
-        "lat,lon\n" + "".join(f"{a:.4f},{b:.4f}\n" for a, b in zip(lat, lon, strict=True))
-    )
+    write_tiny_catalogue(root)
     (root / "params.yaml").write_text(yaml.safe_dump(_params("thread")))
     for stage, *args in (("ingest",), ("split",), ("train_config", "--model", "rsgm")):
         proc = _stage(root, api_url, stage, "--catalogue", "tiny", *args)

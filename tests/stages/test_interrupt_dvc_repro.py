@@ -26,12 +26,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
 import pytest
 import yaml
 
 from pipeline.config import deep_merge
+from tests.stages.stage_helpers import write_tiny_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -76,13 +76,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
         else:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
-    rng = np.random.default_rng(3)
-    lat, lon = rng.uniform(-60.0, 60.0, 200), rng.uniform(-170.0, 170.0, 200)
-    raw = root / "data/raw/tiny.csv"
-    raw.parent.mkdir(parents=True)
-    raw.write_text(
-        "lat,lon\n" + "".join(f"{a:.4f},{b:.4f}\n" for a, b in zip(lat, lon, strict=True))
-    )
+    write_tiny_catalogue(root)
     (root / "params.yaml").write_text(yaml.safe_dump(_params("thread"), sort_keys=False))
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q", "-f"]):
         subprocess.run(cmd, cwd=root, env=_env(), check=True, capture_output=True)
