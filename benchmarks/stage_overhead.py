@@ -3,8 +3,8 @@ DVC's work around it, with the committed ``dvc.lock`` and with a lock holding on
 
 DVC rewrites ``dvc.lock`` after every stage it runs (a comment-preserving YAML round trip of
 the whole file), so its cost grows with the lock: about 100 stages of about 50 code deps each.
-Each timing runs in a throwaway copy of the repository's git-tracked files (the DVC cache is
-shared through ``cache.dir``):
+Each timing runs in a throwaway clone of the committed tree (the DVC cache is shared through
+``cache.dir``):
 
 - ``stage alone``: the stage's command, ``python -m stages.<name> ...``, without DVC;
 - ``dvc repro, full lock``: ``dvc repro -f -s <stage>`` with the committed ``dvc.lock``;
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys
@@ -36,23 +35,11 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("ingest@volcano", "summarize")
 
 
-def _copy_tracked(dest: Path, env: dict[str, str]) -> None:
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.split(b"\0")
-    for raw in filter(None, files):
-        rel = raw.decode()
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    subprocess.run(
-        ["dvc", "config", "--local", "cache.dir", str(ROOT / ".dvc" / "cache")],
-        cwd=dest,
-        env=env,
-        check=True,
-    )
+def _clone(dest: Path, env: dict[str, str]) -> None:
+    """A clone of the committed tree, sharing this repository's DVC cache."""
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(dest)], env=env, check=True)
+    cache = str(ROOT / ".dvc" / "cache")
+    subprocess.run(["dvc", "config", "--local", "cache.dir", cache], cwd=dest, env=env, check=True)
 
 
 def _stage_command(stage: str) -> list[str]:
@@ -89,7 +76,7 @@ def main() -> None:
     full_size = (ROOT / "dvc.lock").stat().st_size
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "repo"
-        _copy_tracked(work, env)
+        _clone(work, env)
         env["PREFECT_HOME"] = str(Path(tmp) / "prefect")
         print(f"{args.repeats} runs each; medians; wall seconds; dvc.lock {full_size} bytes")
         for stage in STAGES:

@@ -169,17 +169,26 @@ def _log_terms(sq: Tensor, sigma: Tensor, kernel: str) -> Tensor:
     return heat_kernel_logp_theta(theta, sigma.square().expand_as(theta))
 
 
+def _kernel_logsum(sq: Tensor, sigma: Tensor, kernel: str) -> Tensor:
+    """log of the equal-weight kernel mean (1/N) Σ_i k_σi over the columns of ``sq`` (M, N),
+    shape (M,)."""
+    return torch.logsumexp(_log_terms(sq, sigma, kernel), dim=1) - math.log(sq.shape[1])
+
+
+def _mix(sharp: Tensor, broad: Tensor, broad_weight: float) -> Tensor:
+    """log((1 − b) e^sharp + b e^broad), elementwise."""
+    return torch.logaddexp(sharp + math.log1p(-broad_weight), broad + math.log(broad_weight))
+
+
 def _mixture_logp(
     sq: Tensor, sigma: Tensor, broad_sigma: float, broad_weight: float, kernel: str
 ) -> Tensor:
     """log p at the rows of ``sq`` (M, N): the equal-weight two-kernel mixture, shape (M,)."""
-    n = sq.shape[1]
-    sharp = torch.logsumexp(_log_terms(sq, sigma, kernel), dim=1) - math.log(n)
+    sharp = _kernel_logsum(sq, sigma, kernel)
     if broad_weight <= 0.0:
         return sharp
-    b = torch.tensor(broad_sigma, dtype=sq.dtype)
-    broad = torch.logsumexp(_log_terms(sq, b, kernel), dim=1) - math.log(n)
-    return torch.logaddexp(sharp + math.log1p(-broad_weight), broad + math.log(broad_weight))
+    broad = _kernel_logsum(sq, torch.tensor(broad_sigma, dtype=sq.dtype), kernel)
+    return _mix(sharp, broad, broad_weight)
 
 
 def kth_neighbour_distance(points: Tensor, ks: Sequence[int]) -> dict[int, Tensor]:
@@ -352,20 +361,15 @@ def fit_kde(
         raise ValueError("kde needs at least 1 validation event to choose its bandwidths")
     dks = kth_neighbour_distance(x, cfg.k_grid)
     sq = _sq_chord(v, x)  # (M, N), reused by every candidate
-    n = sq.shape[1]
     # The two kernel sums of a candidate, each cached on the parameters it depends on: a
     # change of b or σ_B then costs no pass over the M x N pairs. The same blocks and
-    # operations as KernelDensity.log_prob, so the values match it bit for bit.
+    # helpers as KernelDensity.log_prob, so the values match it bit for bit.
     sharp_cache: dict[tuple[float, float, float], Tensor] = {}
     broad_cache: dict[float, Tensor] = {}
 
     def kernel_sum(sigma: Tensor) -> Tensor:
-        return torch.cat(
-            [
-                torch.logsumexp(_log_terms(sq[rows], sigma, cfg.kernel), dim=1) - math.log(n)
-                for rows in _blocks(sq.shape[0], n)
-            ]
-        )
+        blocks = _blocks(sq.shape[0], sq.shape[1])
+        return torch.cat([_kernel_logsum(sq[rows], sigma, cfg.kernel) for rows in blocks])
 
     def sharp_logp(k: float, scale: float, floor_deg: float) -> Tensor:
         key = (k, scale, floor_deg)
@@ -391,9 +395,7 @@ def fit_kde(
             logp = sharp_logp(p["k"], p["scale"], p["floor_deg"])
             b = p["broad_weight"]
             if b > 0.0:
-                logp = torch.logaddexp(
-                    logp + math.log1p(-b), broad_logp(p["broad_deg"]) + math.log(b)
-                )
+                logp = _mix(logp, broad_logp(p["broad_deg"]), b)
             value = float(-logp.mean())
             cache[key] = value if math.isfinite(value) else math.inf
             record.append({**p, "val_nll": cache[key]})
