@@ -11,6 +11,8 @@ train@tiny-rsgm`` in its own session, waits until every seed has begun training,
   (``pipeline.process_group.stop_with_parent``), stops as on SIGTERM instead of training on
   as an orphan.
 
+Every case runs under ``SHELL=/bin/sh`` (dash here, and what dvc uses where SHELL is unset).
+
 In every case: no process of the run is left, each seed has a checkpoint of the step it
 stopped at, and dvc.lock does not record the stage as done.
 """
@@ -46,6 +48,9 @@ def _env() -> dict[str, str]:
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     for key in ("PREFECT_API_URL", "GEOSGM_PREFECT"):  # a plain dvc repro: no Prefect
         env.pop(key, None)
+    # dvc runs each cmd through $SHELL. /bin/sh is what a machine without SHELL (CI) gets, and
+    # the strict case: dash, unlike bash, does not exec a lone command itself.
+    env["SHELL"] = "/bin/sh"
     return env
 
 
