@@ -32,6 +32,7 @@ __all__ = [
     "RunProgress",
     "expected_seconds",
     "parse_dag_dot",
+    "parse_skip_line",
     "parse_stage_line",
     "planned_stages",
     "read_timings",
@@ -42,6 +43,9 @@ DEFAULT_STAGE_S = 30.0
 """Seconds expected of a stage with no timing of its own or its kind's."""
 
 _STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
+# dvc's lines for a planned stage it does not run: its deps came out unchanged after all
+# (an upstream stage rewrote the same bytes), or the run cache restores its outputs.
+_SKIP_LINE = re.compile(r"^Stage '([^']+)' (?:didn't change, skipping|is cached - skipping run)")
 _DOT_NODE = re.compile(r'^"([^"]+)";$')
 _DOT_EDGE = re.compile(r'^"([^"]+)" -> "([^"]+)";$')
 
@@ -114,6 +118,13 @@ def parse_stage_line(line: str) -> str | None:
     return match.group(1) if match else None
 
 
+def parse_skip_line(line: str) -> str | None:
+    """The stage in a ``dvc repro`` line saying it will not run (unchanged or restored from the
+    run cache), else ``None``."""
+    match = _SKIP_LINE.match(line.strip())
+    return match.group(1) if match else None
+
+
 def read_timings(path: Path) -> dict[str, float]:
     """Seconds per stage name from a timings file; ``{}`` when it is missing or unreadable
     (an ETA is a guess: a bad file must not stop a run)."""
@@ -157,7 +168,9 @@ class RunProgress:
     """Tracks the stages of one ``dvc repro`` and prints progress lines.
 
     Args:
-        planned: The stages the run will execute, in order (``dvc repro --dry``).
+        planned: The stages the run may execute, in order (:func:`planned_stages`). An upper
+            bound: a stage downstream of a changed one runs only if the changed stage's
+            outputs change, so one dvc then reports skipped leaves the count and the ETA.
         timings: Seconds per stage from earlier runs.
         out: Where the lines go.
         quiet_s: Print a reminder when nothing was printed for this long.
@@ -182,6 +195,7 @@ class RunProgress:
         now = clock()
         self.started_at = now if started_at is None else started_at
         self.measured: dict[str, float] = {}
+        self.skipped: set[str] = set()  # planned, but dvc found them unchanged after all
         self.current: str | None = None
         self._current_since = now
         self._last_output = now
@@ -189,7 +203,7 @@ class RunProgress:
 
     def _remaining_s(self, now: float) -> float:
         """Seconds left: what the current stage has left (at least 0) and every later stage."""
-        done = set(self.measured)
+        done = set(self.measured) | self.skipped
         left = 0.0
         if self.current is not None:
             done.add(self.current)
@@ -199,8 +213,9 @@ class RunProgress:
         return left
 
     def _position(self) -> str:
-        n = max(len(self.planned), len(self.measured) + (self.current is not None))
-        return f"{len(self.measured) + (self.current is not None)}/{n}"
+        ran = len(self.measured) + (self.current is not None)
+        planned = len([s for s in self.planned if s not in self.skipped])
+        return f"{ran}/{max(planned, ran)}"
 
     def _emit(self, text: str, now: float) -> None:
         print(f"geosgm run: {text}", file=self.out, flush=True)
@@ -217,6 +232,11 @@ class RunProgress:
             now = self.clock()
             print(text, end="" if text.endswith("\n") else "\n", file=self.out, flush=True)
             self._last_output = now
+            skipped = parse_skip_line(text)
+            if skipped is not None:  # dvc has moved on: the stage before it has finished
+                self._finish_current(now)
+                self.skipped.add(skipped)
+                return
             stage = parse_stage_line(text)
             if stage is None:
                 return

@@ -11,6 +11,7 @@ from pipeline.flows.run_progress import (
     RunProgress,
     expected_seconds,
     parse_dag_dot,
+    parse_skip_line,
     parse_stage_line,
     planned_stages,
     read_timings,
@@ -29,6 +30,31 @@ class Clock:
 def test_parse_stage_line() -> None:
     assert parse_stage_line("Running stage 'train@volcano-rsgm':\n") == "train@volcano-rsgm"
     assert parse_stage_line("Stage 'ingest@fire' didn't change, skipping") is None
+
+
+def test_parse_skip_line() -> None:
+    assert parse_skip_line("Stage 'ingest@fire' didn't change, skipping\n") == "ingest@fire"
+    line = "Stage 'maps@a-kde' is cached - skipping run, checking out outputs"
+    assert parse_skip_line(line) == "maps@a-kde"
+    assert parse_skip_line("Running stage 'train@volcano-rsgm':") is None
+
+
+def test_a_planned_stage_dvc_skips_leaves_the_count_and_the_eta() -> None:
+    """The plan is an upper bound: evaluate is planned after a refit, but a refit that writes
+    the same bytes leaves it unchanged, and dvc skips it."""
+    clock, out = Clock(), io.StringIO()
+    timings = {"fit": 10.0, "evaluate": 600.0, "report": 60.0}
+    progress = RunProgress(["fit", "evaluate", "report"], timings, out=out, clock=clock)
+    progress.line("Running stage 'fit':\n")
+    clock.now = 12.0
+    progress.line("Stage 'evaluate' didn't change, skipping\n")
+    clock.now = 13.0
+    progress.line("Running stage 'report':\n")
+    lines = [ln for ln in out.getvalue().splitlines() if ln.startswith("geosgm run:")]
+    assert lines[0] == "geosgm run: [1/3] fit (stage ~0.2 min; run 0.0 min in, ~11.2 min left)"
+    assert lines[1] == "geosgm run: [2/2] report (stage ~1.0 min; run 0.2 min in, ~1.0 min left)"
+    clock.now = 20.0
+    assert progress.finish() == {"fit": 12.0, "report": 7.0}  # fit ended at the skip line
 
 
 def test_expected_seconds_own_then_kind_median_then_default() -> None:
