@@ -11,23 +11,24 @@ Usage::
     python -m tools.bundle                    # kde and rsgm of every catalogue
     python -m tools.bundle --models kde       # kde only
 
-The remote keeps objects from earlier runs (git holds them anyway); only the index decides
-what a query fetches.
+The objects are copied from the local DVC cache into the remote's folder, which has the
+cache's layout (``files/md5/ab/cdef...``): ``dvc push`` of single files of a tracked folder
+pushes nothing once the folder's manifest is on the remote (DVC 3.67 takes a present manifest
+for a complete folder). The remote keeps objects from earlier runs (git holds them anyway);
+only the index decides what a query fetches.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 from pipeline.atomic import atomic_write
 from pipeline.config import read_yaml_mapping
 from pipeline.query.bundle import (
     BUNDLE_DIR,
-    BUNDLE_REMOTE,
     INDEX_FILE,
     QUERY_FILES,
     fitting_stage,
@@ -36,7 +37,7 @@ from pipeline.query.bundle import (
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = ("kde", "rsgm")
 
-__all__ = ["bundle_targets", "main"]
+__all__ = ["bundle_targets", "copy_to_bundle", "main"]
 
 
 def bundle_targets(repo: Path, catalogue: str, model: str) -> tuple[str, list[str] | None]:
@@ -59,6 +60,53 @@ def bundle_targets(repo: Path, catalogue: str, model: str) -> tuple[str, list[st
     return stage, [(folder / s.name / f).as_posix() for s in seeds for f in QUERY_FILES]
 
 
+def _object(base: Path, md5: str) -> Path:
+    return base / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def copy_to_bundle(repo: Path, stage: str, paths: list[str] | None, cache: Path) -> int:
+    """Copy the objects of ``stage``'s output (all of it, or ``paths`` of it), as dvc.lock
+    names them, from the DVC cache into :data:`BUNDLE_DIR`; how many were new.
+
+    Args:
+        repo: Project root.
+        stage: A stage with one folder output in dvc.lock.
+        paths: Files of that folder (relative to ``repo``), or ``None`` for all of them.
+        cache: The DVC cache root (the folder holding ``files/md5``).
+
+    Raises:
+        FileNotFoundError: An object missing from the cache (one line naming the file).
+        KeyError: A stage not in dvc.lock, or a path not in its output.
+    """
+    lock = read_yaml_mapping(repo / "dvc.lock")["stages"]
+    if stage not in lock:
+        raise KeyError(f"dvc.lock: no stage {stage!r} (run it first)")
+    (out,) = lock[stage]["outs"]
+    manifest = _object(cache, out["md5"])
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest}: {out['path']}'s manifest is not in the cache")
+    entries = {e["relpath"]: e["md5"] for e in json.loads(manifest.read_text(encoding="utf-8"))}
+    prefix = out["path"].rstrip("/") + "/"
+    wanted = list(entries) if paths is None else [p.removeprefix(prefix) for p in paths]
+    missing = [p for p in wanted if p not in entries]
+    if missing:
+        raise KeyError(f"dvc.lock: {out['path']} of {stage} has no {missing[0]!r}")
+    new = 0
+    for md5 in [out["md5"], *(entries[p] for p in wanted)]:
+        src, dst = _object(cache, md5), _object(repo / BUNDLE_DIR, md5)
+        if dst.is_file():
+            continue
+        if not src.is_file():
+            raise FileNotFoundError(f"{src}: object of {stage} is not in the cache")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + ".tmp")
+        shutil.copyfile(src, tmp)
+        tmp.chmod(0o444)
+        tmp.replace(dst)
+        new += 1
+    return new
+
+
 def main(argv: list[str] | None = None) -> int:
     """Push the chosen models' query files to the bundled remote and write its index."""
     parser = argparse.ArgumentParser(prog="python -m tools.bundle", description=__doc__)
@@ -72,18 +120,15 @@ def main(argv: list[str] | None = None) -> int:
         for model in args.models:
             stage, paths = bundle_targets(repo, catalogue, model)
             index[stage] = paths
-    targets = [t for stage, paths in index.items() for t in (paths or [stage])]
-    dvc = str(Path(sys.executable).with_name("dvc"))
-    done = subprocess.run(
-        [dvc, "push", "-r", BUNDLE_REMOTE, *targets], cwd=repo, text=True, check=False
-    )
-    if done.returncode != 0:
-        print(f"tools.bundle: dvc push failed (rc {done.returncode}); index unchanged")
-        return 1
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        cache = Path(dvc_repo.cache.local.path).parents[1]  # .../files/md5 -> the cache root
+    new = sum(copy_to_bundle(repo, stage, paths, cache) for stage, paths in index.items())
     path = repo / BUNDLE_DIR / INDEX_FILE
     text = json.dumps(dict(sorted(index.items())), indent=1) + "\n"
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    print(f"tools.bundle: {len(index)} stage(s) in {path.relative_to(repo)}")
+    print(f"tools.bundle: {len(index)} stage(s), {new} new object(s) in {BUNDLE_DIR}/")
     return 0
 
 

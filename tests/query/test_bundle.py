@@ -19,7 +19,7 @@ from pipeline.query.bundle import (
     fetch_from_bundle,
     fitting_stage,
 )
-from tools.bundle import bundle_targets
+from tools.bundle import bundle_targets, copy_to_bundle
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 
@@ -59,8 +59,9 @@ def _project(tmp_path: Path) -> Path:
 
 
 def _push(repo: Path, index: dict[str, list[str] | None]) -> None:
-    targets = [t for stage, paths in index.items() for t in (paths or [stage])]
-    _run([DVC, "push", "-q", "-r", BUNDLE_REMOTE, *targets], repo)
+    for stage, paths in index.items():
+        assert copy_to_bundle(repo, stage, paths, repo / ".dvc/cache") > 0
+        assert copy_to_bundle(repo, stage, paths, repo / ".dvc/cache") == 0  # all there
     (repo / BUNDLE_DIR / INDEX_FILE).write_text(json.dumps(index))
 
 
