@@ -37,15 +37,15 @@ from pipeline.query.bundle import (
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = ("kde", "rsgm")
 
-__all__ = ["bundle_targets", "copy_to_bundle", "main"]
+__all__ = ["bundle_targets", "copy_to_bundle", "main", "stage_objects"]
 
 
-def bundle_targets(repo: Path, catalogue: str, model: str) -> tuple[str, list[str] | None]:
+def bundle_targets(repo: Path, catalogue: str, model: str) -> tuple[str, list[str]]:
     """The fitting stage of ``catalogue``/``model`` and what of it to bundle.
 
     Returns:
-        ``(stage, None)`` for the stage's whole output, or ``(stage, [paths])``: the query
-        files of every seed, relative to ``repo``, when every seed folder holds EMA weights.
+        ``(stage, [paths])``, relative to ``repo``: the model folder, or the query files of
+        every seed when every seed folder holds EMA weights.
 
     Raises:
         FileNotFoundError: The model folder has no ``seed<k>`` folder (the run did not fit it).
@@ -56,7 +56,7 @@ def bundle_targets(repo: Path, catalogue: str, model: str) -> tuple[str, list[st
     if not seeds:
         raise FileNotFoundError(f"{folder}: no seed folders; run the stage {stage} first")
     if not all((s / QUERY_FILES[0]).is_file() for s in seeds):
-        return stage, None
+        return stage, [folder.as_posix()]
     return stage, [(folder / s.name / f).as_posix() for s in seeds for f in QUERY_FILES]
 
 
@@ -64,35 +64,52 @@ def _object(base: Path, md5: str) -> Path:
     return base / "files" / "md5" / md5[:2] / md5[2:]
 
 
-def copy_to_bundle(repo: Path, stage: str, paths: list[str] | None, cache: Path) -> int:
-    """Copy the objects of ``stage``'s output (all of it, or ``paths`` of it), as dvc.lock
-    names them, from the DVC cache into :data:`BUNDLE_DIR`; how many were new.
+def stage_objects(repo: Path, stage: str, paths: list[str], cache: Path) -> list[str]:
+    """The md5s of ``paths`` (folder outputs of ``stage``, or files in one) as dvc.lock names
+    them, each folder's manifest included."""
+    lock = read_yaml_mapping(repo / "dvc.lock")["stages"]
+    if stage not in lock:
+        raise KeyError(f"dvc.lock: no stage {stage!r} (run it first)")
+    found: list[str] = []
+    for path in paths:
+        out = next(
+            (
+                o
+                for o in lock[stage]["outs"]
+                if path == o["path"] or path.startswith(o["path"] + "/")
+            ),
+            None,
+        )
+        if out is None or not str(out.get("md5", "")).endswith(".dir"):
+            raise KeyError(f"dvc.lock: {path} is not in a folder output of {stage}")
+        manifest = _object(cache, out["md5"])
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{manifest}: {out['path']}'s manifest is not in the cache")
+        text = manifest.read_text(encoding="utf-8")
+        entries = {e["relpath"]: e["md5"] for e in json.loads(text)}
+        rel = path[len(out["path"]) + 1 :]
+        if rel and rel not in entries:
+            raise KeyError(f"dvc.lock: {out['path']} of {stage} has no {rel!r}")
+        found += [out["md5"], *([entries[rel]] if rel else entries.values())]
+    return list(dict.fromkeys(found))
+
+
+def copy_to_bundle(repo: Path, stage: str, paths: list[str], cache: Path) -> int:
+    """Copy the objects of ``paths`` (a folder output of ``stage``, or files in one), as
+    dvc.lock names them, from the DVC cache into :data:`BUNDLE_DIR`; how many were new.
 
     Args:
         repo: Project root.
-        stage: A stage with one folder output in dvc.lock.
-        paths: Files of that folder (relative to ``repo``), or ``None`` for all of them.
+        stage: The stage that writes them.
+        paths: Relative to ``repo``.
         cache: The DVC cache root (the folder holding ``files/md5``).
 
     Raises:
         FileNotFoundError: An object missing from the cache (one line naming the file).
-        KeyError: A stage not in dvc.lock, or a path not in its output.
+        KeyError: A stage not in dvc.lock, or a path not in a folder output of it.
     """
-    lock = read_yaml_mapping(repo / "dvc.lock")["stages"]
-    if stage not in lock:
-        raise KeyError(f"dvc.lock: no stage {stage!r} (run it first)")
-    (out,) = lock[stage]["outs"]
-    manifest = _object(cache, out["md5"])
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{manifest}: {out['path']}'s manifest is not in the cache")
-    entries = {e["relpath"]: e["md5"] for e in json.loads(manifest.read_text(encoding="utf-8"))}
-    prefix = out["path"].rstrip("/") + "/"
-    wanted = list(entries) if paths is None else [p.removeprefix(prefix) for p in paths]
-    missing = [p for p in wanted if p not in entries]
-    if missing:
-        raise KeyError(f"dvc.lock: {out['path']} of {stage} has no {missing[0]!r}")
     new = 0
-    for md5 in [out["md5"], *(entries[p] for p in wanted)]:
+    for md5 in stage_objects(repo, stage, paths, cache):
         src, dst = _object(cache, md5), _object(repo / BUNDLE_DIR, md5)
         if dst.is_file():
             continue
@@ -115,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repo = args.repo.resolve()
     catalogues = read_yaml_mapping(repo / "params.yaml")["ingest"]["catalogues"]
-    index: dict[str, list[str] | None] = {}
+    index: dict[str, list[str]] = {}
     for catalogue in catalogues:
         for model in args.models:
             stage, paths = bundle_targets(repo, catalogue, model)

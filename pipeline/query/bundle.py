@@ -2,11 +2,11 @@
 
 ``models-bundle/`` is a DVC remote (``bundled`` in ``.dvc/config``) kept in git, so a fresh
 clone can answer ``geosgm density`` and ``geosgm sample`` without retraining. Its
-``index.json`` (:data:`INDEX_FILE`) says what it holds, per fitting stage: the stage's whole
-output (``kde``: a few hundred kB a catalogue), or only the files a query reads of each seed
+``index.json`` (:data:`INDEX_FILE`) says what it holds, per fitting stage: the model folder
+(``kde``: a few hundred kB a catalogue), or only the files a query reads of each seed
 (:data:`QUERY_FILES`: a score network's EMA weights, not its raw weights or optimizer state,
 a quarter of the folder). A query whose model folder is missing fetches that with ``dvc pull
--r bundled <stage or files>`` (DVC pulls single files of a tracked folder). Content-addressed
+-r bundled <folder or files>`` (DVC pulls single files of a tracked folder). Content-addressed
 like any DVC remote, so a pull gives exactly the bytes ``dvc.lock`` names, or fails.
 
 ``python -m tools.bundle`` fills it from a finished run.
@@ -35,7 +35,7 @@ BUNDLE_REMOTE = "bundled"
 BUNDLE_DIR = "models-bundle"
 """The remote's folder, relative to the project root."""
 INDEX_FILE = "index.json"
-"""``{stage: null (its whole output) or [file paths]}``, in :data:`BUNDLE_DIR`."""
+"""``{stage: [paths]}`` (its model folder, or files in it), in :data:`BUNDLE_DIR`."""
 QUERY_FILES = ("ema.safetensors", "meta.json", "model.json")
 """What a query reads of a score network's seed folder (the EMA weights are what is evaluated)."""
 
@@ -59,11 +59,11 @@ def _dvc() -> str | None:
     return str(beside) if beside.is_file() else shutil.which("dvc")
 
 
-def bundle_index(repo: Path) -> dict[str, list[str] | None]:
+def bundle_index(repo: Path) -> dict[str, list[str]]:
     """What the bundle holds (:data:`INDEX_FILE`); empty when there is no bundle or index.
 
     Raises:
-        ValueError: An index that is not a ``{stage: null or [paths]}`` mapping (one line
+        ValueError: An index that is not a ``{stage: [paths]}`` mapping (one line
             naming the file).
     """
     path = repo / BUNDLE_DIR / INDEX_FILE
@@ -74,12 +74,11 @@ def bundle_index(repo: Path) -> dict[str, list[str] | None]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: unreadable bundle index ({exc})") from None
     ok = isinstance(raw, dict) and all(
-        isinstance(k, str)
-        and (v is None or (isinstance(v, list) and all(isinstance(p, str) for p in v)))
+        isinstance(k, str) and isinstance(v, list) and all(isinstance(p, str) for p in v)
         for k, v in raw.items()
     )
     if not ok:
-        raise ValueError(f"{path}: expected {{stage: null or [file paths]}}")
+        raise ValueError(f"{path}: expected {{stage: [paths]}}")
     return raw
 
 
@@ -94,7 +93,7 @@ def fetch_from_bundle(repo: Path, stage: str, timeout: float = 600.0) -> bool:
     index = bundle_index(repo)
     if dvc is None or stage not in index:
         return False
-    targets = index[stage] or [stage]
+    targets = index[stage]
     done = subprocess.run(
         [dvc, "pull", "--quiet", "-r", BUNDLE_REMOTE, *targets],
         cwd=repo,
