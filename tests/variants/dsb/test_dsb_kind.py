@@ -18,27 +18,13 @@ import yaml
 import pipeline.variants.dsb.ipf as ipf_module
 from pipeline.checkpoints import EMA_FILE, META_FILE, write_model_card
 from pipeline.evaluation import generate_samples, load_trained, log_density
-from pipeline.variants import build_manifold, get_variant
+from pipeline.variants import get_variant
 from pipeline.variants.base import NetworkVariant
 from pipeline.variants.dsb.config import ipf_config
 from pipeline.variants.dsb.ipf import field_dir, load_bridge
+from tests.variants.dsb.tiny import tiny_data, tiny_rsgm_config
 
-RSGM_PART: dict[str, Any] = {
-    "manifold": {"name": "sphere", "dim": 2},
-    # short horizon: s(T) = (0.001 + 0.599) / 2 = 0.3
-    "schedule": {"kind": "linear", "beta_0": 0.001, "beta_1": 0.599, "T": 1.0},
-    "score_scaling": "inv_std",
-    "network": {"hidden": 16, "depth": 2, "time_embedding": "log"},
-    "loss": {"kind": "dsm", "target": "exact", "t_sampler": "log_uniform", "eps": 0.001},
-    "optim": {
-        "steps": 20,
-        "batch_size": 32,
-        "warmup_steps": 5,
-        "checkpoint_every": 10,
-        "log_every": 5,
-        "device": "cpu",
-    },
-}
+RSGM_PART = tiny_rsgm_config(beta_1=0.599)  # short horizon: s(T) = 0.3
 # sim_paths * sim_steps = 640 = steps * batch_size
 CONFIG: dict[str, Any] = {
     **RSGM_PART,
@@ -48,13 +34,7 @@ SEED = 2
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _data(n: int = 200) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(0)
-    mu = torch.tensor([[0.0, 0.6, 0.8]])
-    manifold = build_manifold(CONFIG["manifold"])
-    return manifold.expmap(
-        mu.expand(n, 3), 0.3 * manifold.random_normal_tangent(mu.expand(n, 3), gen)
-    )
+_data = tiny_data
 
 
 def _field_bytes(out: Path) -> dict[str, bytes]:

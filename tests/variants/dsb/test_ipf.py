@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -14,34 +13,15 @@ from pipeline.checkpoints import EMA_FILE, META_FILE, load_checkpoint_weights
 from pipeline.evaluation import load_trained
 from pipeline.evaluation import log_density as rsgm_log_density
 from pipeline.likelihood import pf_ode_logp
-from pipeline.variants import build_manifold, get_variant
+from pipeline.variants import get_variant
 from pipeline.variants.dsb.ipf import IPFConfig, field_dir, load_bridge, run_ipf
+from tests.variants.dsb.tiny import tiny_data, tiny_rsgm_config
 
-CONFIG: dict[str, Any] = {
-    "manifold": {"name": "sphere", "dim": 2},
-    "schedule": {"kind": "linear", "beta_0": 0.001, "beta_1": 5.0, "T": 1.0},
-    "score_scaling": "inv_std",
-    "network": {"hidden": 16, "depth": 2, "time_embedding": "log"},
-    "loss": {"kind": "dsm", "target": "exact", "t_sampler": "log_uniform", "eps": 0.001},
-    "optim": {
-        "steps": 20,
-        "batch_size": 32,
-        "warmup_steps": 5,
-        "checkpoint_every": 10,
-        "log_every": 5,
-        "device": "cpu",
-    },
-}
+CONFIG = tiny_rsgm_config(beta_1=5.0)
 SEED = 3
 
 
-def _data(n: int = 200) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(0)
-    mu = torch.tensor([[0.0, 0.6, 0.8]])
-    manifold = build_manifold(CONFIG["manifold"])
-    return manifold.expmap(
-        mu.expand(n, 3), 0.3 * manifold.random_normal_tangent(mu.expand(n, 3), gen)
-    )
+_data = tiny_data
 
 
 def _snapshot(out: Path) -> dict[str, tuple[int, bytes]]:
