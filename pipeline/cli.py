@@ -324,26 +324,24 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_density(args: argparse.Namespace) -> int:
-    from pipeline.cli_query import density, query_errors
+def _query(verb: str, args: argparse.Namespace) -> int:
+    """Run a query verb of :mod:`pipeline.cli_query`; its errors are one line and exit 1."""
+    from pipeline import cli_query
 
     try:
-        density(args, _repo_dir(args.repo))
-    except query_errors() as exc:
-        print(f"geosgm density: {str(exc).splitlines()[0]}", file=sys.stderr)
+        getattr(cli_query, verb)(args, _repo_dir(args.repo))
+    except cli_query.query_errors() as exc:
+        print(f"geosgm {verb}: {str(exc).splitlines()[0]}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _cmd_density(args: argparse.Namespace) -> int:
+    return _query("density", args)
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from pipeline.cli_query import query_errors, sample
-
-    try:
-        sample(args, _repo_dir(args.repo))
-    except query_errors() as exc:
-        print(f"geosgm sample: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+    return _query("sample", args)
 
 
 def _cmd_profile(args: argparse.Namespace) -> int:
