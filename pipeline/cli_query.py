@@ -137,7 +137,12 @@ def sample(args: argparse.Namespace, repo: Path) -> None:
     Raises:
         One of :func:`query_errors` on a bad output name, params or models.
     """
-    from pipeline.query.synthetic import CHUNK_SIZE, output_format, write_samples
+    from pipeline.query.synthetic import (
+        CHUNK_SIZE,
+        output_format,
+        sampler_description,
+        write_samples,
+    )
 
     out = Path(args.out)
     output_format(out)  # before the models load
@@ -147,8 +152,8 @@ def sample(args: argparse.Namespace, repo: Path) -> None:
         raise ValueError(f"--steps must be at least 1, got {steps}")
     comment = (
         f"geosgm sample: {args.n} events from {args.catalogue}/{args.model}, seeds "
-        f"{list(models)} (equal-weight mixture), reverse geodesic random walk with {steps} "
-        f"steps, --seed {args.seed}"
+        f"{list(models)} (equal-weight mixture), {sampler_description(models, steps)}, "
+        f"--seed {args.seed}"
     )
     chunk_size = int(getattr(args, "chunk_size", None) or CHUNK_SIZE)
     if args.n > chunk_size:  # drawn in chunks: the seed gives the same file per chunk size

@@ -1,9 +1,11 @@
 """Synthetic catalogues drawn from a trained model, written as CSV or GeoParquet.
 
 The seeds' models are an equal-weight mixture: the number of events from each seed is
-multinomial, then each seed's model samples by the reverse geodesic random walk
-(:func:`pipeline.evaluation.generate_samples`). Everything random derives from one integer
-(``numpy.random.SeedSequence``), so the same seed, models and step count give the same file.
+multinomial, then each seed's model samples by its exact sampler where it has one (``kde``),
+else by the reverse geodesic random walk (:func:`pipeline.evaluation.generate_samples`;
+:func:`sampler_description` says which in the file's header). Everything random derives
+from one integer (``numpy.random.SeedSequence``), so the same seed, models and step count
+give the same file.
 
 **Large samples stream** (:func:`write_samples`): events are drawn and written
 :data:`CHUNK_SIZE` (100 000) at a time, so memory stays bounded whatever ``n`` is. Chunk 0 is
@@ -41,6 +43,7 @@ __all__ = [
     "chunk_seed_sequence",
     "output_format",
     "sample_catalogue",
+    "sampler_description",
     "sample_chunks",
     "write_catalogue",
     "write_samples",
@@ -93,6 +96,26 @@ def _check_request(models: dict[int, TrainedModel], n: int, seed: int) -> None:
         raise ValueError(f"--seed must be >= 0, got {seed}")
     if not models:
         raise ValueError("no models to sample from")
+
+
+def _samplers(model: TrainedModel) -> set[str]:
+    if model.exact_sample is not None:
+        return {"exact"}
+    if model.members:  # a mixture: each member draws with its own sampler
+        return set().union(*(_samplers(member) for _, member in model.members))
+    return {"walk"}
+
+
+def sampler_description(models: dict[int, TrainedModel], n_steps: int) -> str:
+    """How :func:`pipeline.evaluation.generate_samples` draws from these models, for a header:
+    exact draws, the reverse geodesic random walk of ``n_steps`` steps, or both (a mixture)."""
+    kinds = set().union(*(_samplers(m) for m in models.values()))
+    walk = f"reverse geodesic random walk with {n_steps} steps"
+    if kinds == {"exact"}:
+        return "exact draws (the model's own sampler)"
+    if kinds == {"walk"}:
+        return walk
+    return f"each member's sampler (exact draws, or a {walk})"
 
 
 def _draw(

@@ -139,6 +139,7 @@ def test_sample_is_reproducible_and_writes_geoparquet(
     assert a.read_bytes() == b.read_bytes()
     lines = a.read_text().splitlines()
     assert lines[0].startswith("# geosgm sample: 40 events from tiny/rsgm, seeds [0, 1]")
+    assert "reverse geodesic random walk with 20 steps" in lines[0]
     assert lines[1] == "lat,lon,model_seed" and len(lines) == 42
     import geopandas as gpd
 
@@ -149,6 +150,23 @@ def test_sample_is_reproducible_and_writes_geoparquet(
     first = [float(v) for v in lines[2].split(",")[:2]]
     assert frame["lat"].iloc[0] == pytest.approx(first[0], abs=1e-6)
     assert "wrote 40 events" in capsys.readouterr().out
+
+
+def test_the_sample_header_names_the_sampler_that_drew() -> None:
+    """kde draws exactly (no walk, whatever --steps says); a mixture says both."""
+    from types import SimpleNamespace
+
+    from pipeline.query.synthetic import sampler_description
+
+    exact = SimpleNamespace(exact_sample=lambda n, g: None, members=())
+    walk = SimpleNamespace(exact_sample=None, members=())
+    mixture = SimpleNamespace(exact_sample=None, members=((0.5, exact), (0.5, walk)))
+    assert sampler_description({0: exact, 1: exact}, 300) == "exact draws (the model's own sampler)"
+    assert sampler_description({0: walk}, 30) == "reverse geodesic random walk with 30 steps"
+    assert "exact draws, or a reverse geodesic random walk with 30 steps" in sampler_description(
+        {0: mixture},
+        30,
+    )
 
 
 def test_run_with_evaluate_targets_prints_their_nll(
