@@ -203,7 +203,8 @@ def _print_target_metrics(repo: Path, targets: Sequence[str]) -> int:
         path = repo / "reports" / "metrics" / catalogue / f"{model}.json"
         m = json.loads(path.read_text(encoding="utf-8"))
         n_seeds = len(m["per_seed"])
-        spread = f" ± {m['std']:.3f}" if n_seeds > 1 else ""  # one seed: no spread to show
+        # The ± of every table (summary, report, geosgm metrics): the 95% CI half-width.
+        spread = f" ± {m['ci95']:.3f} (95% CI)" if n_seeds > 1 else ""  # one seed: none
         print(
             f"{catalogue}/{model}: test NLL {m['mean']:.3f}{spread} nats "
             f"({n_seeds} seed(s), {m['n_test']} test events; uniform = "

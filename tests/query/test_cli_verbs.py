@@ -175,11 +175,12 @@ def test_run_with_evaluate_targets_prints_their_nll(
     metrics = tmp_path / "reports" / "metrics" / "volcano"
     metrics.mkdir(parents=True)
     (metrics / "rsgm.json").write_text(
-        '{"mean": -3.25, "std": 0.125, "n_test": 84, "per_seed": [{}, {}]}'
+        '{"mean": -3.25, "std": 0.125, "ci95": 1.123, "n_test": 84, "per_seed": [{}, {}]}'
     )
     assert cli._print_target_metrics(tmp_path, ["evaluate@volcano-rsgm", "maps@volcano-rsgm"]) == 0
     assert capsys.readouterr().out == (
-        "volcano/rsgm: test NLL -3.250 ± 0.125 nats (2 seed(s), 84 test events; uniform = 2.531)\n"
+        "volcano/rsgm: test NLL -3.250 ± 1.123 (95% CI) nats (2 seed(s), 84 test events; "
+        "uniform = 2.531)\n"
     )
     (metrics / "rsgm.json").write_text(
         '{"mean": -3.25, "std": 0.0, "n_test": 84, "per_seed": [{}]}'
