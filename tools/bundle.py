@@ -23,7 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from pipeline.atomic import atomic_write
 from pipeline.config import read_yaml_mapping
@@ -37,7 +40,7 @@ from pipeline.query.bundle import (
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = ("kde", "rsgm")
 
-__all__ = ["bundle_targets", "copy_to_bundle", "main", "stage_objects"]
+__all__ = ["bundle_targets", "copy_to_bundle", "lock_stages", "main", "stage_objects"]
 
 
 def bundle_targets(repo: Path, catalogue: str, model: str) -> tuple[str, list[str]]:
@@ -64,29 +67,37 @@ def _object(base: Path, md5: str) -> Path:
     return base / "files" / "md5" / md5[:2] / md5[2:]
 
 
-def stage_objects(repo: Path, stage: str, paths: list[str], cache: Path) -> list[str]:
+def lock_stages(repo: Path) -> dict[str, Any]:
+    """``dvc.lock``'s stages (read once: the file is large)."""
+    return dict(read_yaml_mapping(repo / "dvc.lock")["stages"])
+
+
+def stage_objects(lock: Mapping[str, Any], stage: str, paths: list[str], cache: Path) -> list[str]:
     """The md5s of ``paths`` (folder outputs of ``stage``, or files in one) as dvc.lock names
-    them, each folder's manifest included."""
-    lock = read_yaml_mapping(repo / "dvc.lock")["stages"]
+    them, each folder's manifest included.
+
+    Args:
+        lock: :func:`lock_stages`.
+        stage: The stage that writes them.
+        paths: Relative to the project root.
+        cache: Where the folder manifests are read (a cache root holding ``files/md5``).
+    """
     if stage not in lock:
         raise KeyError(f"dvc.lock: no stage {stage!r} (run it first)")
+    outs = lock[stage]["outs"]
+    manifests: dict[str, dict[str, str]] = {}  # per folder md5: relpath -> md5
     found: list[str] = []
     for path in paths:
-        out = next(
-            (
-                o
-                for o in lock[stage]["outs"]
-                if path == o["path"] or path.startswith(o["path"] + "/")
-            ),
-            None,
-        )
+        out = next((o for o in outs if f"{path}/".startswith(f"{o['path']}/")), None)
         if out is None or not str(out.get("md5", "")).endswith(".dir"):
             raise KeyError(f"dvc.lock: {path} is not in a folder output of {stage}")
-        manifest = _object(cache, out["md5"])
-        if not manifest.is_file():
-            raise FileNotFoundError(f"{manifest}: {out['path']}'s manifest is not in the cache")
-        text = manifest.read_text(encoding="utf-8")
-        entries = {e["relpath"]: e["md5"] for e in json.loads(text)}
+        if out["md5"] not in manifests:
+            manifest = _object(cache, out["md5"])
+            if not manifest.is_file():
+                raise FileNotFoundError(f"{manifest}: {out['path']}'s manifest is not in the cache")
+            listed = json.loads(manifest.read_text(encoding="utf-8"))
+            manifests[out["md5"]] = {e["relpath"]: e["md5"] for e in listed}
+        entries = manifests[out["md5"]]
         rel = path[len(out["path"]) + 1 :]
         if rel and rel not in entries:
             raise KeyError(f"dvc.lock: {out['path']} of {stage} has no {rel!r}")
@@ -94,12 +105,15 @@ def stage_objects(repo: Path, stage: str, paths: list[str], cache: Path) -> list
     return list(dict.fromkeys(found))
 
 
-def copy_to_bundle(repo: Path, stage: str, paths: list[str], cache: Path) -> int:
+def copy_to_bundle(
+    repo: Path, lock: Mapping[str, Any], stage: str, paths: list[str], cache: Path
+) -> int:
     """Copy the objects of ``paths`` (a folder output of ``stage``, or files in one), as
     dvc.lock names them, from the DVC cache into :data:`BUNDLE_DIR`; how many were new.
 
     Args:
         repo: Project root.
+        lock: :func:`lock_stages`.
         stage: The stage that writes them.
         paths: Relative to ``repo``.
         cache: The DVC cache root (the folder holding ``files/md5``).
@@ -109,23 +123,20 @@ def copy_to_bundle(repo: Path, stage: str, paths: list[str], cache: Path) -> int
         KeyError: A stage not in dvc.lock, or a path not in a folder output of it.
     """
     new = 0
-    for md5 in stage_objects(repo, stage, paths, cache):
+    for md5 in stage_objects(lock, stage, paths, cache):
         src, dst = _object(cache, md5), _object(repo / BUNDLE_DIR, md5)
         if dst.is_file():
             continue
         if not src.is_file():
             raise FileNotFoundError(f"{src}: object of {stage} is not in the cache")
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(dst.name + ".tmp")
-        shutil.copyfile(src, tmp)
-        tmp.chmod(0o444)
-        tmp.replace(dst)
+        atomic_write(dst, partial(shutil.copyfile, src))
+        dst.chmod(0o444)  # read-only, as DVC keeps its objects
         new += 1
     return new
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Push the chosen models' query files to the bundled remote and write its index."""
+    """Copy the chosen models' bundled files into the remote's folder and write its index."""
     parser = argparse.ArgumentParser(prog="python -m tools.bundle", description=__doc__)
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS))
     parser.add_argument("--repo", type=Path, default=ROOT)
@@ -141,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with Repo(str(repo)) as dvc_repo:
         cache = Path(dvc_repo.cache.local.path).parents[1]  # .../files/md5 -> the cache root
-    new = sum(copy_to_bundle(repo, stage, paths, cache) for stage, paths in index.items())
+    lock = lock_stages(repo)
+    new = sum(copy_to_bundle(repo, lock, stage, p, cache) for stage, p in index.items())
     path = repo / BUNDLE_DIR / INDEX_FILE
     text = json.dumps(dict(sorted(index.items())), indent=1) + "\n"
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -18,7 +18,7 @@ from pipeline.query.bundle import (
     fetch_from_bundle,
     fitting_stage,
 )
-from tools.bundle import bundle_targets, copy_to_bundle, stage_objects
+from tools.bundle import bundle_targets, copy_to_bundle, lock_stages, stage_objects
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 
@@ -58,9 +58,10 @@ def _project(tmp_path: Path) -> Path:
 
 
 def _push(repo: Path, index: dict[str, list[str]]) -> None:
+    lock = lock_stages(repo)
     for stage, paths in index.items():
-        assert copy_to_bundle(repo, stage, paths, repo / ".dvc/cache") > 0
-        assert copy_to_bundle(repo, stage, paths, repo / ".dvc/cache") == 0  # all there
+        assert copy_to_bundle(repo, lock, stage, paths, repo / ".dvc/cache") > 0
+        assert copy_to_bundle(repo, lock, stage, paths, repo / ".dvc/cache") == 0  # all there
     (repo / BUNDLE_DIR / INDEX_FILE).write_text(json.dumps(index))
 
 
@@ -124,7 +125,7 @@ def test_the_committed_bundle_lists_kde_and_rsgm_of_every_catalogue() -> None:
     # Every object the index asks for is in the bundle, as dvc.lock names it (a rerun that
     # was not bundled again fails here, not in a newcomer's first query). The bundle has the
     # cache's layout, so it stands in for the cache.
-    bundle = root / BUNDLE_DIR
+    bundle, lock = root / BUNDLE_DIR, lock_stages(root)
     for stage, paths in index.items():
-        for md5 in stage_objects(root, stage, paths, bundle):
+        for md5 in stage_objects(lock, stage, paths, bundle):
             assert (bundle / "files/md5" / md5[:2] / md5[2:]).is_file(), f"{stage}: {md5}"
