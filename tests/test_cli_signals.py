@@ -21,6 +21,7 @@ import psutil
 import pytest
 
 from pipeline import cli
+from pipeline.cli import commands
 from pipeline.process_group import (
     Interrupted,
     interrupt_exit_code,
@@ -350,6 +351,6 @@ def test_exit_codes_and_the_interrupted_line() -> None:
     assert interrupt_exit_code(KeyboardInterrupt()) == 130
     assert interrupt_exit_code(RuntimeError("x")) is None
     args = cli.build_parser().parse_args(["run"])
-    line = cli._interrupted_line(args, Interrupted(signal.SIGTERM, killed=2), 143)
+    line = commands._interrupted_line(args, Interrupted(signal.SIGTERM, killed=2), 143)
     assert line.startswith("geosgm run: interrupted by SIGTERM: stopped dvc repro and the")
     assert "2 process(es) outlived the grace period" in line

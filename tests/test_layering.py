@@ -40,9 +40,9 @@ LAYERS: list[set[str]] = [
     {"plugins"},  # pipeline/variants/<name>/: one package per model variant
     {"maps", "query", "so3_benchmark", "split_scores"},  # what users see; scored seeds
     {"report"},  # the report (it shows the maps and what moved on them)
-    {"flows"},  # orchestration (Prefect, Dask, refresh)
-    {"cli_query"},  # the command's query verbs (density, sample)
-    {"cli"},  # the command
+    {"flows"},  # orchestration (Prefect, Dask, the stage wrapper, dvc repro, a local server)
+    {"refresh"},  # the refresh transaction and its scheduled deployment (pipeline/refresh/)
+    {"cli"},  # the command and its query verbs (pipeline/cli/)
 ]
 
 
@@ -115,3 +115,8 @@ def test_every_unit_has_a_layer_and_the_checker_catches_an_upward_import(tmp_pat
     upward.write_text("def f():\n    from pipeline.flows.fanout import run_seeds\n")
     assert _imports(upward) == [(2, "pipeline.flows.fanout")]
     assert _layer_of("flows") > _layer_of("geometry")
+    # The refresh (and its deployment) runs on the orchestration.
+    assert (
+        _unit("pipeline.refresh.deploy") == "refresh" and _unit("pipeline.flows.stage") == "flows"
+    )
+    assert _layer_of("flows") < _layer_of("refresh") < _layer_of("cli")

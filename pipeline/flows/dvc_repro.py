@@ -1,14 +1,15 @@
 """Running ``dvc repro`` as a child in its own session, and stopping it as a group.
 
-The refresh flow runs ``dvc repro`` through :func:`run_dvc_repro`. DVC starts the stage
-commands, which may start workers; all of them stay in the session that
-:func:`run_dvc_repro` opens for ``dvc``. On any exception while it waits (Prefect turns
-SIGTERM into one while a flow runs; a KeyboardInterrupt) the whole session is asked to stop
-(:func:`stop_process_group`: SIGINT, so the stages checkpoint and exit, then SIGKILL after
-a grace period) and waited for before the exception goes on to the caller, which then rolls
-back: a plain ``subprocess.run`` would SIGKILL ``dvc`` alone and leave its stage writing
-outputs. This module holds no flow or task; it reads Prefect's settings only, to pass the
-API URL on to the stages.
+The refresh flow (:mod:`pipeline.refresh.flow`) runs ``dvc repro`` through
+:func:`run_dvc_repro`. DVC starts the stage commands, which may start workers; all of them
+stay in the session that :func:`run_dvc_repro` opens for ``dvc``. On any exception while it
+waits (Prefect turns SIGTERM into one while a flow runs; a KeyboardInterrupt) the whole
+session is asked to stop (:func:`stop_process_group`: SIGINT, so the stages checkpoint and
+exit, then SIGKILL after a grace period) and waited for before the exception goes on to the
+caller, which then rolls back: a plain ``subprocess.run`` would SIGKILL ``dvc`` alone and
+leave its stage writing outputs. This module holds no flow or task and imports nothing of
+:mod:`pipeline.refresh` (a failed ``dvc repro`` is its own :class:`DvcReproError`); it reads
+Prefect's settings only, to pass the API URL on to the stages.
 """
 
 from __future__ import annotations
@@ -23,12 +24,19 @@ from pathlib import Path
 
 import psutil
 
-from pipeline.flows.refresh_errors import RefreshError
 from pipeline.process_group import tie_to_parent
 
-__all__ = ["run_dvc_repro", "stop_process_group"]
+__all__ = ["DvcReproError", "run_dvc_repro", "stop_process_group"]
 
 _STAGE_RAN = re.compile(r"^Running stage '([^']+)'")
+
+
+class DvcReproError(RuntimeError):
+    """``dvc repro`` exited non-zero; the message holds the end of its output.
+
+    The refresh transaction (:mod:`pipeline.refresh.journal`) rolls back on it and raises a
+    :class:`~pipeline.refresh.errors.RefreshError` naming it as the cause.
+    """
 
 
 def _subprocess_env() -> dict[str, str]:
@@ -95,7 +103,7 @@ def run_dvc_repro(repo_dir: Path) -> list[str]:
         Names of the stages DVC ran (``Running stage '<name>'`` lines), in order.
 
     Raises:
-        RefreshError: If ``dvc repro`` fails; the message holds the end of its output.
+        DvcReproError: If ``dvc repro`` fails; the message holds the end of its output.
     """
     cmd = [sys.executable, "-m", "dvc", "repro"]
     # Its own session, and on any exception (Prefect turns SIGTERM into one while the flow
@@ -119,5 +127,5 @@ def run_dvc_repro(repo_dir: Path) -> list[str]:
         raise
     if proc.returncode != 0:
         tail = "\n".join((stdout + stderr).splitlines()[-30:])
-        raise RefreshError(f"`dvc repro` failed in {repo_dir} (exit {proc.returncode}):\n{tail}")
+        raise DvcReproError(f"`dvc repro` failed in {repo_dir} (exit {proc.returncode}):\n{tail}")
     return [m.group(1) for line in stdout.splitlines() if (m := _STAGE_RAN.match(line))]

@@ -11,8 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from pipeline.flows.dvc_repro import run_dvc_repro, stop_process_group
-from pipeline.flows.refresh_errors import RefreshError
+from pipeline.flows.dvc_repro import DvcReproError, run_dvc_repro, stop_process_group
 
 
 def _group_alive(pgid: int) -> bool:
@@ -39,7 +38,7 @@ def test_run_dvc_repro_returns_the_stages_it_ran(tmp_path: Path) -> None:
 
 
 def test_a_failed_dvc_repro_raises_with_the_end_of_its_output(tmp_path: Path) -> None:
-    with pytest.raises(RefreshError, match=r"`dvc repro` failed in .* \(exit [1-9]"):
+    with pytest.raises(DvcReproError, match=r"`dvc repro` failed in .* \(exit [1-9]"):
         run_dvc_repro(tmp_path)  # not a DVC project
 
 

@@ -157,7 +157,7 @@ def test_geosgm_run_reads_dvc_output_line_by_line_and_records_timings(tmp_path: 
     import sys
     import time
 
-    from pipeline.cli import RUN_TIMINGS, _repro_with_progress
+    from pipeline.cli.commands import RUN_TIMINGS, _repro_with_progress
     from pipeline.process_group import supervise
 
     # A stand-in for `dvc repro`: two stages; `dvc dag`/`dvc status` fail on it (no plan).

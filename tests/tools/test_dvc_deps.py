@@ -165,7 +165,8 @@ def test_an_edit_of_one_variant_reaches_only_its_own_stages() -> None:
             "pipeline/variants/kde/density.py",
             "pipeline/variants/kde_rsgm/mixture.py",
             "pipeline/so3/manifold.py",
-            "pipeline/cli.py",
+            "pipeline/cli/commands.py",
+            "pipeline/refresh/flow.py",
             "pipeline/flows/fanout.py",
         ]
     )
@@ -176,5 +177,6 @@ def test_an_edit_of_one_variant_reaches_only_its_own_stages() -> None:
     assert who["pipeline/variants/kde_rsgm/mixture.py"]
     # The SO(3) kernel reaches the SO(3) stages (and the geometry experiments), no S² model.
     assert not [s for s in who["pipeline/so3/manifold.py"] if s.startswith(("train", "evaluate"))]
-    # The CLI and the runners decide where work runs, never what it computes.
-    assert who["pipeline/cli.py"] == [] and who["pipeline/flows/fanout.py"] == []
+    # The CLI, the refresh flow and the runners are no stage's code: an edit reruns nothing.
+    assert who["pipeline/cli/commands.py"] == [] and who["pipeline/flows/fanout.py"] == []
+    assert who["pipeline/refresh/flow.py"] == []

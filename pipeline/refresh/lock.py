@@ -4,7 +4,7 @@ The lock is an ``flock`` on the file, so it goes with the holder's process, ``ki
 included. The holder writes its pid into the file (the file is never truncated by a waiter,
 unlike :mod:`filelock`'s), so a refresh that finds the lock held can say who holds it.
 ``geosgm refresh`` takes the lock before it starts a Prefect server
-(:func:`pipeline.flows.refresh_command.refresh_command`) and *shares* it with the refresh
+(:func:`pipeline.refresh.command.refresh_command`) and *shares* it with the refresh
 flow it then runs in the same process; any other holder, another thread included, waits.
 """
 
@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline.flows.refresh_errors import RefreshLockedError
+from pipeline.refresh.errors import RefreshLockedError
 
 __all__ = ["LOCK_NAME", "lock_holder", "refresh_lock"]
 

@@ -5,7 +5,7 @@ A version entry holds ``version_id``, ``timestamp`` (UTC ISO 8601), ``git_rev`` 
 those), ``appended``, ``stages_run`` and ``summary`` (the metrics summary, or ``None``).
 :func:`write_version` writes ``reports/version_comparison.json`` first and
 ``reports/versions.json`` last: the versions file is the refresh transaction's commit marker
-(:mod:`pipeline.flows.refresh_journal`). This module imports no prefect.
+(:mod:`pipeline.refresh.journal`). This module imports no prefect.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 import yaml
 
 from pipeline.data.io import atomic_write
-from pipeline.flows.incoming_files import stamp
-from pipeline.flows.refresh_errors import RefreshError
 from pipeline.gitio import git
+from pipeline.refresh.errors import RefreshError
+from pipeline.refresh.incoming_files import stamp
 
 __all__ = ["COMPARISON_FILE", "VERSIONS_FILE", "raw_data_hashes", "write_version"]
 

@@ -15,6 +15,7 @@ import yaml
 
 from pipeline import cli
 from pipeline.checkpoints import write_model_card
+from pipeline.cli import commands
 from pipeline.config.train import TrainConfig
 from pipeline.gitio import git_show
 from pipeline.training import train
@@ -177,7 +178,8 @@ def test_run_with_evaluate_targets_prints_their_nll(
     (metrics / "rsgm.json").write_text(
         '{"mean": -3.25, "std": 0.125, "ci95": 1.123, "n_test": 84, "per_seed": [{}, {}]}'
     )
-    assert cli._print_target_metrics(tmp_path, ["evaluate@volcano-rsgm", "maps@volcano-rsgm"]) == 0
+    targets = ["evaluate@volcano-rsgm", "maps@volcano-rsgm"]
+    assert commands._print_target_metrics(tmp_path, targets) == 0
     assert capsys.readouterr().out == (
         "volcano/rsgm: test NLL -3.250 ± 1.123 (95% CI) nats (2 seed(s), 84 test events; "
         "uniform = 2.531)\n"
@@ -185,7 +187,7 @@ def test_run_with_evaluate_targets_prints_their_nll(
     (metrics / "rsgm.json").write_text(
         '{"mean": -3.25, "std": 0.0, "n_test": 84, "per_seed": [{}]}'
     )
-    cli._print_target_metrics(tmp_path, ["evaluate@volcano-rsgm"])
+    commands._print_target_metrics(tmp_path, ["evaluate@volcano-rsgm"])
     assert capsys.readouterr().out.startswith("volcano/rsgm: test NLL -3.250 nats (1 seed(s)")
 
 

@@ -1,7 +1,7 @@
 """``geosgm refresh`` from the lock to the exit code: the lock first, then the server.
 
 A second refresh must fail at once, in one line. The lock is therefore taken (and shared
-with the flow, :func:`pipeline.flows.refresh_lock.refresh_lock`) before Prefect is even
+with the flow, :func:`pipeline.refresh.lock.refresh_lock`) before Prefect is even
 imported, and long before the local Prefect server starts (~30 s) and the flow runs (whose
 failure Prefect would log with a full traceback).
 """
@@ -14,8 +14,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from pipeline.flows.refresh_errors import RefreshError, RefreshLockedError
-from pipeline.flows.refresh_lock import refresh_lock
+from pipeline.refresh.errors import RefreshError, RefreshLockedError
+from pipeline.refresh.lock import refresh_lock
 
 __all__ = ["EXIT_FAILED", "EXIT_LOCKED", "EXIT_OK", "refresh_command"]
 
@@ -59,11 +59,11 @@ def refresh_command(
 
             server = local_prefect_server
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
-        logging.getLogger("pipeline.flows.refresh").setLevel(logging.INFO)
+        logging.getLogger("pipeline.refresh.flow").setLevel(logging.INFO)
         # The flow's `dvc repro` runs in its own session; the supervisor finds it (and any
         # stage it orphans) in the process tree.
         with supervise(), server(repo):
-            from pipeline.flows.refresh import refresh
+            from pipeline.refresh.flow import refresh
 
             try:
                 result = refresh(repo, run_repro=run_repro, lock_timeout=lock_timeout)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.flows.refresh_errors import RefreshLockedError
-from pipeline.flows.refresh_lock import LOCK_NAME, refresh_lock
+from pipeline.refresh.errors import RefreshLockedError
+from pipeline.refresh.lock import LOCK_NAME, refresh_lock
 
 
 def test_a_held_lock_fails_a_second_holder_at_once_and_is_free_after(tmp_path: Path) -> None:

@@ -19,13 +19,14 @@ from pathlib import Path
 import pytest
 from refresh_helpers import FLOOD_RAW, _drop
 
-import pipeline.flows.refresh as refresh_module
+import pipeline.refresh.flow as refresh_module
 from pipeline import cli
 from pipeline.flows import server
-from pipeline.flows.refresh import record_version, refresh
-from pipeline.flows.refresh_errors import RefreshError, RefreshLockedError, SplitProtocolError
-from pipeline.flows.refresh_journal import BACKUP_DIR, JOURNAL_NAME
-from pipeline.flows.refresh_lock import LOCK_NAME, refresh_lock
+from pipeline.flows.dvc_repro import DvcReproError
+from pipeline.refresh.errors import RefreshError, RefreshLockedError, SplitProtocolError
+from pipeline.refresh.flow import record_version, refresh
+from pipeline.refresh.journal import BACKUP_DIR, JOURNAL_NAME
+from pipeline.refresh.lock import LOCK_NAME, refresh_lock
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -345,7 +346,7 @@ def test_a_failed_step_rolls_back_raw_files_incoming_files_and_version(
         seen_during["flood"] = (repo_dir / "data" / "raw" / "flood.csv").read_bytes()
         assert not volcano_in.exists() and (project / JOURNAL_NAME).is_file()
         if failure == "repro-error":
-            raise RefreshError("`dvc repro` failed in the project (exit 1):\nsplit@volcano: boom")
+            raise DvcReproError("`dvc repro` failed in the project (exit 1):\nsplit@volcano: boom")
         if failure == "keyboard-interrupt":
             raise KeyboardInterrupt
         return ["count_volcano", "count_flood", "summarize"]
@@ -392,7 +393,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 import yaml
 from pipeline.data.registry import parse_catalogues
-from pipeline.flows import batch_plan, refresh_journal, versions
+from pipeline.refresh import batch_plan, versions
+from pipeline.refresh import journal as refresh_journal
 
 def kill_after(module, name, only=None):
     original = getattr(module, name)

@@ -1,9 +1,9 @@
 """Appending new events to a raw catalogue file, append-only (``geosgm refresh``).
 
 This module imports no prefect. :func:`appended_bytes` computes a raw file's new bytes (the
-planner, :func:`pipeline.flows.batch_plan.plan_catalogue`, calls it); :func:`replace_raw_file`
+planner, :func:`pipeline.refresh.batch_plan.plan_catalogue`, calls it); :func:`replace_raw_file`
 writes them, one atomic :func:`os.replace` per raw file, inside the refresh transaction
-(:mod:`pipeline.flows.refresh_journal`). The old bytes always stay a byte-for-byte prefix,
+(:mod:`pipeline.refresh.journal`). The old bytes always stay a byte-for-byte prefix,
 and the raw file's line ending and final-newline convention are kept.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.data.io import atomic_write
-from pipeline.flows.refresh_errors import RefreshError
+from pipeline.refresh.errors import RefreshError
 
 __all__ = ["appended_bytes", "replace_raw_file"]
 

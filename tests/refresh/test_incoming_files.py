@@ -6,7 +6,7 @@ from pathlib import Path
 
 from refresh_helpers import _drop, _mini_project
 
-from pipeline.flows.refresh import refresh
+from pipeline.refresh.flow import refresh
 
 
 def test_unreadable_files_are_quarantined_with_all_reasons_and_the_batch_goes_on(

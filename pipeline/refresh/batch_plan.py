@@ -1,17 +1,17 @@
 """Planning a ``geosgm refresh`` batch: what each incoming file does to its raw catalogue.
 
-This module imports no prefect; :mod:`pipeline.flows.refresh` plans the whole batch before
+This module imports no prefect; :mod:`pipeline.refresh.flow` plans the whole batch before
 anything changes and applies the plan inside the refresh transaction
-(:mod:`pipeline.flows.refresh_journal`).
+(:mod:`pipeline.refresh.journal`).
 
 Planning (:func:`plan_catalogue`, :func:`plan_batch`) only reads: it decides, for every
 incoming file, whether it is quarantined (with all its reasons,
-:func:`pipeline.flows.incoming_files.read_incoming`) or merged, and which of its rows are new
-events (:mod:`pipeline.flows.event_identity`), and computes the raw file's new bytes
-(:func:`pipeline.flows.raw_append.appended_bytes`). Applying the plan is separate:
-:func:`pipeline.flows.raw_append.replace_raw_file` (one atomic :func:`os.replace` per raw
-file), :func:`pipeline.flows.incoming_files.finish_merged_file` (the incoming file moves to
-``processed/`` with its records) and :func:`pipeline.flows.incoming_files.quarantine_file`.
+:func:`pipeline.refresh.incoming_files.read_incoming`) or merged, and which of its rows are new
+events (:mod:`pipeline.refresh.event_identity`), and computes the raw file's new bytes
+(:func:`pipeline.refresh.raw_append.appended_bytes`). Applying the plan is separate:
+:func:`pipeline.refresh.raw_append.replace_raw_file` (one atomic :func:`os.replace` per raw
+file), :func:`pipeline.refresh.incoming_files.finish_merged_file` (the incoming file moves to
+``processed/`` with its records) and :func:`pipeline.refresh.incoming_files.quarantine_file`.
 """
 
 from __future__ import annotations
@@ -26,15 +26,15 @@ from pipeline.data.errors import CatalogueError
 from pipeline.data.readers import read_raw
 from pipeline.data.registry import CatalogueSpec
 from pipeline.data.validation import validate_table
-from pipeline.flows.event_identity import (
+from pipeline.refresh.errors import RefreshError
+from pipeline.refresh.event_identity import (
     event_identity,
     merged_sha256s,
     records_repeats,
     relayout,
 )
-from pipeline.flows.incoming_files import FilePlan, clip_reason, read_incoming
-from pipeline.flows.raw_append import appended_bytes
-from pipeline.flows.refresh_errors import RefreshError
+from pipeline.refresh.incoming_files import FilePlan, clip_reason, read_incoming
+from pipeline.refresh.raw_append import appended_bytes
 
 __all__ = ["BatchPlan", "CataloguePlan", "plan_batch", "plan_catalogue"]
 
@@ -99,7 +99,7 @@ def plan_catalogue(
     """Decide what to do with a catalogue's incoming files (reads only, changes nothing).
 
     Files are taken in order; a row that duplicates a raw event or a row of an earlier
-    file of the batch (see :func:`pipeline.flows.event_identity.event_identity`) is dropped
+    file of the batch (see :func:`pipeline.refresh.event_identity.event_identity`) is dropped
     and counted.
 
     Args:
@@ -185,7 +185,7 @@ def plan_batch(
 
     Args:
         items: (catalogue, file) pairs in processing order
-            (:func:`pipeline.flows.refresh.scan_incoming`).
+            (:func:`pipeline.refresh.flow.scan_incoming`).
         specs: Catalogue name -> reading spec.
         raw_dir: Folder of the raw catalogue files.
         max_reject_fraction: The ingest reject budget.

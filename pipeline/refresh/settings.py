@@ -15,8 +15,8 @@ from pathlib import Path
 from pipeline.config.yaml_file import ParamsFileError, read_yaml_mapping
 from pipeline.data.registry import CatalogueSpec, parse_catalogues
 from pipeline.data.splits import PROTOCOLS
-from pipeline.flows.batch_plan import BatchPlan
-from pipeline.flows.refresh_errors import RefreshError, SplitProtocolError
+from pipeline.refresh.batch_plan import BatchPlan
+from pipeline.refresh.errors import RefreshError, SplitProtocolError
 
 __all__ = [
     "APPEND_PROTOCOLS",

@@ -1,4 +1,4 @@
-"""The ``geosgm`` console command.
+"""The ``geosgm`` console command: its parser, sub-commands and exit codes.
 
 Sub-commands are thin: each parses its arguments and calls the library. Heavy imports
 (torch, prefect, cartopy) happen inside the sub-command so ``geosgm --help`` stays fast.
@@ -59,7 +59,7 @@ def _first_targets(repo: Path) -> list[str]:
     """The fast pass: the incumbent ``kde`` evaluated and mapped on every catalogue (seconds per
     stage), so the first table and maps exist minutes into a long run. Empty for a project
     whose params do not evaluate or map ``kde`` (nothing to run first)."""
-    from pipeline.cli_query import params_sections
+    from pipeline.cli.query import params_sections
 
     if not (repo / "params.yaml").is_file():
         return []
@@ -274,7 +274,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _write_change_maps(repo: Path, args: argparse.Namespace) -> int:
     """``geosgm compare --maps DIR``: a Δ log-density map per committed map grid."""
-    from pipeline.cli_query import params_sections
+    from pipeline.cli.query import params_sections
     from pipeline.report.map_changes import GRIDS_DIR, change_maps
 
     maps = params_sections(repo, "maps")["maps"]
@@ -302,7 +302,7 @@ def _write_change_maps(repo: Path, args: argparse.Namespace) -> int:
 
 def _cmd_refresh(args: argparse.Namespace) -> int:
     # The lock first (one line, rc 3, nothing started), then the server and the flow.
-    from pipeline.flows.refresh_command import refresh_command
+    from pipeline.refresh.command import refresh_command
 
     return refresh_command(
         _repo_dir(args.repo), run_repro=not args.no_repro, lock_timeout=args.lock_timeout
@@ -314,7 +314,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from pipeline.process_group import Interrupted, supervise
 
     apply_prefect_defaults(_repo_dir(args.repo))
-    from pipeline.flows.deploy import serve
+    from pipeline.refresh.deploy import serve
 
     # Prefect's runner handles SIGTERM itself while it serves (and exits 0); the supervisor
     # forwards SIGINT to the flow-run processes and stops whatever is left when serving ends.
@@ -326,12 +326,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _query(verb: str, args: argparse.Namespace) -> int:
-    """Run a query verb of :mod:`pipeline.cli_query`; its errors are one line and exit 1."""
-    from pipeline import cli_query
+    """Run a query verb of :mod:`pipeline.cli.query`; its errors are one line and exit 1."""
+    from pipeline.cli import query
 
     try:
-        getattr(cli_query, verb)(args, _repo_dir(args.repo))
-    except cli_query.query_errors() as exc:
+        getattr(query, verb)(args, _repo_dir(args.repo))
+    except query.query_errors() as exc:
         print(f"geosgm {verb}: {str(exc).splitlines()[0]}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
@@ -533,7 +533,3 @@ def _interrupted_line(args: argparse.Namespace, exc: BaseException, code: int) -
     if isinstance(exc, Interrupted) and exc.killed:
         line += f" ({exc.killed} process(es) outlived the grace period and were killed)"
     return line
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.flows.incoming_files import IncomingOutcome
+from pipeline.refresh.incoming_files import IncomingOutcome
 
 __all__ = ["RefreshResult"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.flows.deploy import (
+from pipeline.refresh.deploy import (
     DEFAULT_CRON,
     ServeError,
     build_refresh_deployment,
@@ -24,7 +24,7 @@ def test_prefect_yaml_declares_the_refresh_deployment() -> None:
     (deployment,) = [d for d in config["deployments"] if d["name"] == "refresh"]
     module_path, func = deployment["entrypoint"].split(":")
     assert (REPO / module_path).is_file()
-    import pipeline.flows.refresh as refresh_module
+    import pipeline.refresh.flow as refresh_module
 
     assert getattr(refresh_module, func).name == "refresh"
     assert deployment_cron(REPO) == deployment["schedules"][0]["cron"] == DEFAULT_CRON
@@ -41,7 +41,7 @@ def test_deployment_builds_with_its_cron_schedule_without_a_server(tmp_path: Pat
     assert schedule.schedule.timezone == "UTC"
     assert schedule.active
     assert deployment.name == "refresh"
-    assert deployment.entrypoint == "pipeline.flows.refresh.refresh_flow"
+    assert deployment.entrypoint == "pipeline.refresh.flow.refresh_flow"
     assert deployment.parameters == {
         "repo_dir": str(tmp_path.resolve()),
         "run_repro": True,

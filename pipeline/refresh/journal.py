@@ -39,15 +39,15 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.data.io import atomic_write
-from pipeline.flows.batch_plan import BatchPlan
-from pipeline.flows.incoming_files import (
+from pipeline.refresh.batch_plan import BatchPlan
+from pipeline.refresh.errors import RefreshError
+from pipeline.refresh.incoming_files import (
     IncomingOutcome,
     PlannedMove,
     finish_merged_file,
     plan_move,
 )
-from pipeline.flows.raw_append import replace_raw_file
-from pipeline.flows.refresh_errors import RefreshError
+from pipeline.refresh.raw_append import replace_raw_file
 
 __all__ = [
     "BACKUP_DIR",
@@ -63,7 +63,7 @@ JOURNAL_NAME = "data/.refresh.journal.json"
 BACKUP_DIR = "data/.refresh-backup"
 _FORMAT = 1
 
-_log = logging.getLogger("pipeline.flows.refresh")
+_log = logging.getLogger("pipeline.refresh.flow")
 
 
 def _sha256(data: bytes) -> str:
@@ -355,7 +355,7 @@ def apply_in_transaction(
 
     Args:
         repo_dir: Project root.
-        plan: The batch plan (:func:`pipeline.flows.batch_plan.plan_batch`).
+        plan: The batch plan (:func:`pipeline.refresh.batch_plan.plan_batch`).
         now: Timestamp of the records and the journal.
         finish: Called with the merged files' outcomes and the :class:`Step` (to name what
             it is doing) once the data are in place; ``None`` to do nothing more.

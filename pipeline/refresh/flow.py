@@ -3,15 +3,15 @@
 Operators drop new catalogue files into ``data/incoming/<catalogue>/*.csv`` (laid out like
 that catalogue's raw file). A refresh is all or nothing: the append to ``data/raw/``, the
 ``dvc repro`` and the version record all happen, or ``data/raw/`` is restored byte for byte
-and the incoming files are put back. Under the lock (:mod:`~pipeline.flows.refresh_lock`;
+and the incoming files are put back. Under the lock (:mod:`~pipeline.refresh.lock`;
 a second refresh fails at once with :class:`RefreshLockedError` or waits ``lock_timeout``
 seconds) the flow
 
-1. finishes or undoes a refresh that was killed (:mod:`~pipeline.flows.refresh_journal`);
+1. finishes or undoes a refresh that was killed (:mod:`~pipeline.refresh.journal`);
 2. reads its settings and plans the whole batch without changing anything
-   (:mod:`~pipeline.flows.refresh_settings`, :mod:`~pipeline.flows.batch_plan`: the ingest
-   reader, validation and reject budget (:mod:`~pipeline.flows.incoming_files`), duplicates
-   by event identity (:mod:`~pipeline.flows.event_identity`));
+   (:mod:`~pipeline.refresh.settings`, :mod:`~pipeline.refresh.batch_plan`: the ingest
+   reader, validation and reject budget (:mod:`~pipeline.refresh.incoming_files`), duplicates
+   by event identity (:mod:`~pipeline.refresh.event_identity`));
 3. fails with one line (:class:`SplitProtocolError`, nothing changed) when the split
    protocol cannot take the new rows (``rsgm``: published labels only);
 4. quarantines the files that cannot be read, with all their reasons (never rolled back);
@@ -25,7 +25,7 @@ seconds) the flow
 After a ``kill -9`` the next refresh rolls back (or keeps, when its version was recorded)
 the interrupted one and merges the incoming files once, so run ``geosgm refresh``
 (``--no-repro`` is enough) before a plain ``dvc repro``. No ``fsync``: a power loss is not
-covered. Progress goes to the Prefect run logger and the ``pipeline.flows.refresh`` logger.
+covered. Progress goes to the Prefect run logger and the ``pipeline.refresh.flow`` logger.
 """
 
 from __future__ import annotations
@@ -43,25 +43,25 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
 from pipeline.data.registry import CatalogueSpec
-from pipeline.flows.batch_plan import BatchPlan, plan_batch, plan_catalogue
 from pipeline.flows.dvc_repro import run_dvc_repro
-from pipeline.flows.incoming_files import (
+from pipeline.refresh.batch_plan import BatchPlan, plan_batch, plan_catalogue
+from pipeline.refresh.errors import RefreshError, RefreshLockedError, SplitProtocolError
+from pipeline.refresh.incoming_files import (
     IncomingOutcome,
     finish_merged_file,
     plan_move,
     quarantine_file,
 )
-from pipeline.flows.raw_append import replace_raw_file
-from pipeline.flows.refresh_errors import RefreshError, RefreshLockedError, SplitProtocolError
-from pipeline.flows.refresh_journal import Step, apply_in_transaction, recover_interrupted
-from pipeline.flows.refresh_lock import refresh_lock
-from pipeline.flows.refresh_result import RefreshResult
-from pipeline.flows.refresh_settings import (
+from pipeline.refresh.journal import Step, apply_in_transaction, recover_interrupted
+from pipeline.refresh.lock import refresh_lock
+from pipeline.refresh.raw_append import replace_raw_file
+from pipeline.refresh.result import RefreshResult
+from pipeline.refresh.settings import (
     RefreshSettings,
     check_split_protocol,
     load_refresh_settings,
 )
-from pipeline.flows.versions import COMPARISON_FILE, VERSIONS_FILE, write_version
+from pipeline.refresh.versions import COMPARISON_FILE, VERSIONS_FILE, write_version
 
 __all__ = [
     # The errors a refresh raises and its result, re-exported for `geosgm refresh`.
@@ -139,7 +139,7 @@ def validate_incoming(
         max_reject_fraction: The ingest reject budget.
 
     Returns:
-        The batch plan (:func:`pipeline.flows.batch_plan.plan_batch`).
+        The batch plan (:func:`pipeline.refresh.batch_plan.plan_batch`).
 
     Raises:
         RefreshError: If the raw file of a catalogue with incoming files cannot be read.
@@ -200,7 +200,7 @@ def record_version(
 ) -> tuple[dict[str, Any], Path]:
     """Append the current model version to ``reports/versions.json`` and compare it.
 
-    See :func:`pipeline.flows.versions.write_version` for the entry's fields; the summary
+    See :func:`pipeline.refresh.versions.write_version` for the entry's fields; the summary
     is ``reports/summary.json`` (or ``None``). ``git_dirty`` is true after a refresh
     changed raw files, until the operator commits.
 

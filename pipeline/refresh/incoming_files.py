@@ -2,9 +2,9 @@
 
 This module imports no prefect. :func:`read_incoming` reads and validates a file and
 collects every reason it cannot merge; the planner
-(:func:`pipeline.flows.batch_plan.plan_catalogue`) turns that into the file's
+(:func:`pipeline.refresh.batch_plan.plan_catalogue`) turns that into the file's
 :class:`FilePlan`. Applying the plan, inside the refresh transaction
-(:mod:`pipeline.flows.refresh_journal`): :func:`finish_merged_file` moves a merged file to
+(:mod:`pipeline.refresh.journal`): :func:`finish_merged_file` moves a merged file to
 ``processed/`` (at the place :func:`plan_move` chose) with its JSON record and rejects, and
 :func:`quarantine_file` moves an unreadable one to ``quarantine/`` with its reasons. Each
 gives the file's :class:`IncomingOutcome`.
@@ -90,7 +90,7 @@ class FilePlan:
         n_rows_read: Data lines examined.
         n_valid: Valid rows.
         n_duplicates: Valid rows that are duplicates (see
-            :func:`pipeline.flows.event_identity.event_identity`).
+            :func:`pipeline.refresh.event_identity.event_identity`).
         rejects: Rejected rows (columns ``line_number, raw_line, reason``), or ``None``.
         raw_sha256_before: Raw file's SHA-256 before this file's rows are appended.
         raw_sha256_after: Raw file's SHA-256 after they are.
@@ -282,7 +282,7 @@ def finish_merged_file(
     """Move a merged file to ``processed/`` and write its JSON record (and rejects).
 
     Call it after the raw file holds the file's rows
-    (:func:`pipeline.flows.raw_append.replace_raw_file`).
+    (:func:`pipeline.refresh.raw_append.replace_raw_file`).
 
     Args:
         plan: The file's plan.

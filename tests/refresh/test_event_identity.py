@@ -6,7 +6,7 @@ from pathlib import Path
 
 from refresh_helpers import _drop, _mini_project
 
-from pipeline.flows.refresh import refresh
+from pipeline.refresh.flow import refresh
 
 DATED_RAW = b"Latitude,Longitude,Date\n-30.2,-178.47,1990-01-01\n30.78,130.28,2001-05-03\n"
 

@@ -83,7 +83,7 @@ def build_refresh_deployment(
         timezone: IANA time zone of the schedule.
 
     Returns:
-        A ``RunnerDeployment`` of ``pipeline.flows.refresh.refresh_flow`` (module entrypoint,
+        A ``RunnerDeployment`` of ``pipeline.refresh.flow.refresh_flow`` (module entrypoint,
         so it runs from any working directory) with one cron schedule.
 
     Raises:
@@ -92,7 +92,7 @@ def build_refresh_deployment(
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
-    from pipeline.flows.refresh import refresh_flow
+    from pipeline.refresh.flow import refresh_flow
 
     root = Path(repo_dir).resolve()
     cron = cron or deployment_cron(root)

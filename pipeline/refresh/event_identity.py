@@ -1,6 +1,6 @@
 """When an incoming row is an event the raw catalogue already has (``geosgm refresh``).
 
-This module imports no prefect; :func:`pipeline.flows.batch_plan.plan_catalogue` applies
+This module imports no prefect; :func:`pipeline.refresh.batch_plan.plan_catalogue` applies
 these rules while it plans a batch.
 
 **Event identity** (:func:`event_identity`): an incoming row is first laid out in the raw
@@ -109,7 +109,7 @@ def merged_sha256s(processed_dir: Path) -> set[str]:
 
     Args:
         processed_dir: A catalogue's ``processed/`` folder; the ``sha256`` of each JSON
-            record there (:func:`pipeline.flows.incoming_files.finish_merged_file`) is read,
+            record there (:func:`pipeline.refresh.incoming_files.finish_merged_file`) is read,
             other files are skipped.
 
     Returns:

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline.flows.refresh_errors import RefreshError, SplitProtocolError
-from pipeline.flows.refresh_settings import (
+from pipeline.refresh.errors import RefreshError, SplitProtocolError
+from pipeline.refresh.settings import (
     DEFAULT_RAW_DIR,
     check_split_protocol,
     load_refresh_settings,

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.flows.refresh_command import EXIT_LOCKED, refresh_command
-from pipeline.flows.refresh_lock import LOCK_NAME, lock_holder, refresh_lock
+from pipeline.refresh.command import EXIT_LOCKED, refresh_command
+from pipeline.refresh.lock import LOCK_NAME, lock_holder, refresh_lock
 
 HOLD = """
 import sys
 from pathlib import Path
-from pipeline.flows.refresh_lock import refresh_lock
+from pipeline.refresh.lock import refresh_lock
 with refresh_lock(Path(sys.argv[1])):
     print("held", flush=True)
     sys.stdin.readline()
@@ -62,7 +62,7 @@ def test_second_refresh_exits_3_at_once_naming_lock_and_pid(
 def test_shared_lock_lets_the_flow_in_but_not_another_thread(tmp_path: Path) -> None:
     import threading
 
-    from pipeline.flows.refresh_errors import RefreshLockedError
+    from pipeline.refresh.errors import RefreshLockedError
 
     with refresh_lock(tmp_path, share=True):
         with refresh_lock(tmp_path):  # the flow, in the command's process

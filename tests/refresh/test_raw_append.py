@@ -7,7 +7,7 @@ from pathlib import Path
 from refresh_helpers import FLOOD_RAW
 
 from pipeline.data.registry import CatalogueSpec
-from pipeline.flows.refresh import merge_incoming_file
+from pipeline.refresh.flow import merge_incoming_file
 
 
 def test_merge_keeps_crlf_and_raw_column_order(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
 """The query verbs of the ``geosgm`` command: ``density`` and ``sample``.
 
 Each reads the checked params sections it needs, loads the chosen seeds' trained models and
-calls :mod:`pipeline.query`; :mod:`pipeline.cli` parses the arguments, finds the project and
-turns :func:`query_errors` into one line on stderr and exit code 1. :func:`params_sections` is
-also how ``geosgm compare`` reads the maps section.
+calls :mod:`pipeline.query`; :mod:`pipeline.cli.commands` parses the arguments, finds the
+project and turns :func:`query_errors` into one line on stderr and exit code 1.
+:func:`params_sections` is also how ``geosgm compare`` reads the maps section.
 """
 
 from __future__ import annotations
