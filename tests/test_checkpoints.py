@@ -7,7 +7,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 import torch
 
 from pipeline.checkpoints import (
@@ -17,6 +16,7 @@ from pipeline.checkpoints import (
     read_checkpoint_meta,
     save_state,
 )
+from tests.errors import raises_naming
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = ("model.safetensors", "ema.safetensors", "state.safetensors", "meta.json")
@@ -73,10 +73,10 @@ def test_truncated_weights_name_the_file_and_the_fix(tmp_path: Path) -> None:
     assert _train(tmp_path) == 0
     path = tmp_path / "ema.safetensors"
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(CheckpointError, match=r"ema\.safetensors: unreadable weights .*dvc pull"):
+    with raises_naming(CheckpointError, str(path), "dvc pull"):
         load_checkpoint_weights(tmp_path, "ema")
     (tmp_path / "model.safetensors").unlink()
-    with pytest.raises(FileNotFoundError, match=r"model\.safetensors: no model weights.*dvc pull"):
+    with raises_naming(FileNotFoundError, "model.safetensors", "dvc pull"):
         load_checkpoint_weights(tmp_path, "model")
 
 
@@ -84,13 +84,13 @@ def test_corrupt_meta_and_model_card_are_one_line_errors(tmp_path: Path) -> None
     from pipeline.evaluation import load_trained
 
     (tmp_path / "meta.json").write_text('{"step": 3')
-    with pytest.raises(CheckpointError, match=r"meta\.json: not valid JSON"):
+    with raises_naming(CheckpointError, "meta.json", one_line=True):
         read_checkpoint_meta(tmp_path)
     (tmp_path / "meta.json").write_text("[]")
-    with pytest.raises(CheckpointError, match="not a checkpoint record"):
+    with raises_naming(CheckpointError, "meta.json", "'step'", one_line=True):
         read_checkpoint_meta(tmp_path)
     (tmp_path / "model.json").write_text("{not json")
-    with pytest.raises(CheckpointError, match=r"model\.json: not a model card"):
+    with raises_naming(CheckpointError, "model.json", one_line=True):
         load_trained(tmp_path, device="cpu")
 
 
@@ -102,7 +102,7 @@ def test_damaged_state_is_refused_without_restart(tmp_path: Path) -> None:
     assert _train(tmp_path) == 0
     (tmp_path / "state.safetensors").write_bytes(b"\x00" * 16)
     model, data = t._setup()
-    with pytest.raises(CheckpointError, match=r"state\.safetensors: unreadable.*delete the seed"):
+    with raises_naming(CheckpointError, "state.safetensors", "delete the seed directory"):
         train(model, t.LOSS, data, t._cfg(steps=40), tmp_path, progress=False)
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pipeline.devices import checks_are_free, require_positive, resolve_device
+from tests.errors import raises_naming
 
 
 def test_auto_is_cuda_when_present_else_cpu() -> None:
@@ -25,7 +26,7 @@ def test_require_positive_raises_on_a_cpu_with_the_message() -> None:
     require_positive(torch.tensor([1e-300, 2.0], dtype=torch.float64), "unused")
     with pytest.raises(ValueError, match="^heat time s must be > 0$"):
         require_positive(torch.tensor([0.5, 0.0]), "heat time s must be > 0")
-    with pytest.raises(ValueError, match="sigma"):
+    with raises_naming(ValueError, "sigma"):
         require_positive(torch.tensor(-1.0), "noise levels sigma must be > 0")
 
 

@@ -17,6 +17,7 @@ from pipeline.sde.heat_kernel import (
     heat_kernel_mixture_score,
 )
 from pipeline.sde.schedules import LinearBeta
+from tests.errors import raises_naming
 
 SPHERE = Sphere(2)
 SCHED = LinearBeta(beta_0=1e-3, beta_1=4.0, T=1.0)
@@ -105,11 +106,11 @@ def test_hutchinson_divergence_is_close_on_average() -> None:
 def test_pf_ode_validates_inputs() -> None:
     x = SPHERE.random_uniform(4, dtype=torch.float64)
     zero = lambda y, t: torch.zeros_like(y)  # noqa: E731
-    with pytest.raises(ValueError, match="t0"):
+    with raises_naming(ValueError, "t0=1.5"):
         pf_ode_logp(zero, BrownianMotion(SPHERE, SCHED), x, t0=1.5)
-    with pytest.raises(ValueError, match="divergence"):
+    with raises_naming(ValueError, "divergence", "'bogus'"):
         pf_ode_logp(zero, BrownianMotion(SPHERE, SCHED), x, divergence="bogus")  # type: ignore[arg-type]
-    with pytest.raises(RuntimeError, match="not finite"):
+    with raises_naming(RuntimeError, "4 of 4"):
         pf_ode_logp(
             zero,
             BrownianMotion(SPHERE, SCHED),

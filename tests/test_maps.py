@@ -24,6 +24,7 @@ from pipeline.maps.grid import (
 )
 from pipeline.maps.netcdf import write_density_netcdf
 from pipeline.maps.offline import OfflineDataError, configure_offline_cartopy
+from tests.errors import raises_naming
 
 NATURALEARTH = Path(__file__).resolve().parents[1] / "data" / "naturalearth"
 
@@ -79,7 +80,7 @@ def test_latlon_grid_cell_centres_and_row_major_points() -> None:
     expected = np.asarray(latlon_to_xyz(lat[i], lon[j]))
     np.testing.assert_allclose(xyz[i * 8 + j], expected, atol=1e-15)
     assert np.all(lon >= -180.0) and np.all(lon < 180.0)
-    with pytest.raises(ValueError, match="n_lat >= 1"):
+    with raises_naming(ValueError, "latlon_grid", "(0, 4)"):
         latlon_grid(0, 4)
 
 
@@ -100,7 +101,7 @@ def test_grid_normalization_uniform_is_one_and_vmf_mixture_close_to_one() -> Non
     logp = _vmf_mixture_logp(xyz).reshape(90, 180)
     # midpoint rule on a 2-degree grid: error O(h^2 * kappa) for the kappa = 30 bump
     assert abs(grid_normalization(lat, lon, logp) - 1.0) < 2e-3
-    with pytest.raises(ValueError, match="expected"):
+    with raises_naming(ValueError, "log_density", "(90, 10)", "(90, 180)"):
         grid_normalization(lat, lon, uniform[:, :10])
 
 
@@ -130,9 +131,9 @@ def test_write_density_netcdf_round_trip_with_cf_metadata(tmp_path: Path) -> Non
         assert ds.attrs["rtol"] == 1e-5
         assert ds.attrs["model_config"] == '{"width": 256}'
         assert ds.attrs["exact"] == 1
-    with pytest.raises(ValueError, match="expected"):
+    with raises_naming(ValueError, "log_density", "(24, 12)", "(12, 24)"):
         write_density_netcdf(tmp_path / "bad.nc", lat, lon, logp.T)
-    with pytest.raises(TypeError, match="unsupported"):
+    with raises_naming(TypeError, "'x'", "object"):
         write_density_netcdf(tmp_path / "bad.nc", lat, lon, logp, {"x": object()})
 
 
@@ -166,11 +167,11 @@ def test_draw_density_map_offline(
     assert height > width  # two stacked panels
     assert pixels.std() > 20.0  # not a blank canvas
     assert sorted(p.name for p in out.parent.iterdir()) == ["m.png"]
-    with pytest.raises(ValueError, match="unknown projection"):
+    with raises_naming(ValueError, "'merc'"):
         draw_density_map(lat, lon, logp, None, None, "t", tmp_path / "x.png", projection="merc")
-    with pytest.raises(ValueError, match=r"\(n_lat, n_lon\)"):
+    with raises_naming(ValueError, "log_density", "(72, 36)", "(36, 72)"):
         draw_density_map(lat, lon, logp.T, None, None, "t", tmp_path / "x.png")
-    with pytest.raises(ValueError, match="non-finite"):
+    with raises_naming(ValueError, "log_density", "1 non-finite"):
         bad = logp.copy()
         bad[0, 0] = np.nan
         draw_density_map(lat, lon, bad, None, None, "t", tmp_path / "x.png")
@@ -186,13 +187,13 @@ def test_unshipped_natural_earth_layer_raises_instead_of_downloading(
     assert cartopy.config["pre_existing_data_dir"] == data_dir
     shipped = shpreader.natural_earth(resolution="110m", category="physical", name="coastline")
     assert Path(shipped) == data_dir / "shapefiles/natural_earth/physical/ne_110m_coastline.shp"
-    with pytest.raises(OfflineDataError, match="not shipped"):
+    with raises_naming(OfflineDataError, "ne_10m_coastline.shp"):
         shpreader.natural_earth(resolution="10m", category="physical", name="coastline")
     assert no_network == []
 
 
 def test_configure_offline_cartopy_rejects_folder_without_data(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="coastline"):
+    with raises_naming(FileNotFoundError, str(tmp_path), "ne_110m_coastline.shp"):
         configure_offline_cartopy(tmp_path)
 
 
@@ -224,19 +225,19 @@ def test_maps_stage_config_is_checked() -> None:
 
     cfg = MapConfig.from_params(_map_cfg())
     assert cfg.dynamic_range == 8.0 and isinstance(cfg.dynamic_range, float)
-    with pytest.raises(ValueError, match="unknown keys \\['extra'\\]"):
+    with raises_naming(ValueError, "maps", "['extra']"):
         MapConfig.from_params({**_map_cfg(), "extra": 1})
-    with pytest.raises(ValueError, match="n_lat must be int"):
+    with raises_naming(ValueError, "maps.n_lat", "7.5"):
         MapConfig.from_params(_map_cfg(n_lat=7.5))
-    with pytest.raises(ValueError, match="rtol must be > 0"):
+    with raises_naming(ValueError, "maps.rtol", "0.0"):
         MapConfig.from_params(_map_cfg(rtol=0.0))
-    with pytest.raises(ValueError, match="projection"):
+    with raises_naming(ValueError, "maps.projection"):
         MapConfig.from_params(_map_cfg(projection="mercator"))
-    with pytest.raises(ValueError, match="spread_seeds must be"):
+    with raises_naming(ValueError, "maps.spread_seeds", "[0]"):
         MapConfig.from_params(_map_cfg(spread_seeds=[0]))
-    with pytest.raises(ValueError, match="spread_grid must be"):
+    with raises_naming(ValueError, "maps.spread_grid", "[6]"):
         MapConfig.from_params(_map_cfg(spread_grid=[6]))
-    with pytest.raises(ValueError, match="display_upsample must be > 0"):
+    with raises_naming(ValueError, "maps.display_upsample", "0"):
         MapConfig.from_params(_map_cfg(display_upsample=0))
 
 
@@ -288,7 +289,7 @@ def test_maps_stage_renders_a_known_density(
         out[3] = np.nan
         return out, 1
 
-    with pytest.raises(ValueError, match="1 non-finite"):
+    with raises_naming(ValueError, "density_fn", "1 non-finite"):
         render_map(
             bad_density, sample_fn, test_xyz, cfg, tmp_path / "x.png", tmp_path / "x.nc", title="x"
         )
@@ -315,7 +316,7 @@ def test_display_upsampling_keeps_constants_and_linear_fields_and_wraps() -> Non
     step[:, 0] = 1.0
     _, _, fine = upsample_for_display(lat, lon, step, 4)
     assert fine[:, -1].min() > 0.0 and fine[:, 0].min() > 0.0
-    with pytest.raises(ValueError, match="factor >= 1"):
+    with raises_naming(ValueError, "upsample_for_display", "factor 0"):
         upsample_for_display(lat, lon, const, 0)
     assert upsample_for_display(lat, lon, const, 1)[2] is not None
 
@@ -327,7 +328,7 @@ def test_seed_spread_is_the_sample_sd_over_seeds() -> None:
     lat, lon, sd = seed_spread(lambda k, xyz: _vmf_mixture_logp(xyz) + k, [0, 1, 2, 3, 4], 6, 12)
     assert sd.shape == (6, 12) and lat.shape == (6,) and lon.shape == (12,)
     np.testing.assert_allclose(sd, np.std([0, 1, 2, 3, 4], ddof=1), rtol=1e-12)
-    with pytest.raises(ValueError, match="at least two seeds"):
+    with raises_naming(ValueError, "[0]"):
         seed_spread(lambda k, xyz: _vmf_mixture_logp(xyz), [0], 6, 12)
 
 
@@ -351,9 +352,9 @@ def test_density_grid_round_trips_with_its_spread(tmp_path: Path) -> None:
     np.testing.assert_array_equal(grid.spread[2], 0.25)
     assert read_density_netcdf(_grid(tmp_path, "b", 0.0, None)).spread is None
     (tmp_path / "junk.nc").write_bytes(b"not netcdf")
-    with pytest.raises(ValueError, match="junk.nc: not a readable netCDF"):
+    with raises_naming(ValueError, "junk.nc"):
         read_density_netcdf(tmp_path / "junk.nc")
-    with pytest.raises(ValueError, match="density grid not found"):
+    with raises_naming(ValueError, "none.nc"):
         read_density_netcdf(tmp_path / "none.nc")
 
 
@@ -381,7 +382,7 @@ def test_change_is_exact_and_marked_only_beyond_twice_the_spread(tmp_path: Path)
     coarse = read_density_netcdf(
         write_density_netcdf(tmp_path / "f.nc", lat, lon, np.zeros((9, 18)))
     )
-    with pytest.raises(ValueError, match="different grids"):
+    with raises_naming(ValueError, "(18, 36)", "(9, 18)", "maps.n_lat/n_lon"):
         density_change(a, coarse)
 
 
@@ -440,7 +441,7 @@ def test_mass_level_is_exact_on_a_two_level_grid() -> None:
     logp = np.array([[math.log(0.02)] * 4, [0.0] * 4])
     assert mass_level(lat, lon, logp, 1.0) == pytest.approx(math.log(0.02))
     assert mass_level(lat, lon, logp, 0.5) == 0.0
-    with pytest.raises(ValueError, match="mass"):
+    with raises_naming(ValueError, "mass", "0.0"):
         mass_level(lat, lon, logp, 0.0)
 
 
@@ -520,5 +521,5 @@ def test_the_spread_panel_draws_hidden_cells_grey(
         pixels = np.asarray(img.convert("RGB"))
     grey = np.all(pixels == 204, axis=-1)  # "0.8" is (204, 204, 204)
     assert grey[pixels.shape[0] // 2 :].sum() > 500  # in the lower (spread) panel
-    with pytest.raises(ValueError, match="spread_mask"):
+    with raises_naming(ValueError, "spread_mask", "(2, 12)", "(6, 12)"):
         draw_density_map(*args, tmp_path / "x.png", spread_mask=hidden[:2], **kw)

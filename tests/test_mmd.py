@@ -9,6 +9,7 @@ import pytest
 
 from pipeline.geometry.vmf import sample_vmf_s2
 from pipeline.mmd import heat_kernel_s2, mmd2_unbiased, mmd_test
+from tests.errors import raises_naming
 
 
 @pytest.mark.parametrize("s", [0.01, 0.1, 1.0])
@@ -46,7 +47,7 @@ def test_one_law_is_not_told_apart_and_two_vmf_laws_are(s: float) -> None:
 
 def test_bad_inputs_are_refused() -> None:
     x = _vmf([0, 0, 1], 5.0, 10, 1)
-    with pytest.raises(ValueError, match="shape"):
+    with raises_naming(ValueError, "(1, 3)"):
         mmd2_unbiased(x[:1], x, 0.1)
-    with pytest.raises(ValueError, match="heat time"):
+    with raises_naming(ValueError, "heat time", "0.0"):
         heat_kernel_s2(np.zeros(3), 0.0)

@@ -10,6 +10,7 @@ import torch
 
 from pipeline.normalization import importance_normalization, proposal_logq
 from pipeline.sde.heat_kernel import heat_kernel_mixture_logp
+from tests.errors import raises_naming
 
 
 def _random_points(n: int, seed: int) -> np.ndarray:
@@ -52,9 +53,9 @@ def test_sharp_heat_kernel_mixture_integrates_to_one() -> None:
 
 
 def test_bad_arguments() -> None:
-    with pytest.raises(ValueError, match="centers"):
+    with raises_naming(ValueError, "centers", "(0, 3)"):
         importance_normalization(lambda x: x[:, 0], np.zeros((0, 3)), 10)
-    with pytest.raises(ValueError, match="uniform_weight"):
+    with raises_naming(ValueError, "uniform_weight"):
         importance_normalization(lambda x: x[:, 0], _random_points(3, 0), 10, uniform_weight=0)
-    with pytest.raises(ValueError, match="shape"):
+    with raises_naming(ValueError, "logp_fn", "(10, 3)", "(10,)"):
         importance_normalization(lambda x: x, _random_points(3, 0), 10)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 from torch import Tensor
 
@@ -14,6 +13,7 @@ from pipeline.sampling import reverse_geodesic_random_walk
 from pipeline.sde.brownian import BrownianMotion
 from pipeline.sde.heat_kernel import heat_kernel_mixture_logp, heat_kernel_mixture_score
 from pipeline.sde.schedules import LinearBeta
+from tests.errors import raises_naming
 
 SPHERE = Sphere(2)
 SCHED = LinearBeta(beta_0=1e-3, beta_1=5.0, T=1.0)
@@ -89,7 +89,7 @@ def test_reverse_walk_validates_and_accepts_start_points() -> None:
         zero, BrownianMotion(SPHERE, SCHED), x, 3, torch.Generator().manual_seed(0)
     )
     assert y.shape == (5, 3) and y.dtype == torch.float64
-    with pytest.raises(ValueError, match="n_steps"):
+    with raises_naming(ValueError, "n_steps"):
         reverse_geodesic_random_walk(zero, BrownianMotion(SPHERE, SCHED), x, 0)
-    with pytest.raises(ValueError, match="eps"):
+    with raises_naming(ValueError, "eps=2.0"):
         reverse_geodesic_random_walk(zero, BrownianMotion(SPHERE, SCHED), x, 3, eps=2.0)

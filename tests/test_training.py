@@ -28,6 +28,7 @@ from pipeline.training import (
     progress_line,
     train,
 )
+from tests.errors import raises_naming
 
 SPHERE = Sphere(2)
 SCHED = LinearBeta(beta_0=1e-3, beta_1=5.0, T=1.0)
@@ -76,7 +77,7 @@ def test_train_writes_checkpoints_and_history(tmp_path: Path) -> None:
     # calling again with the run complete does nothing and returns the same weights
     again = train(model, LOSS, data, _cfg(), tmp_path, progress=False)
     assert again.steps == 30 and again.resumed_from == 30
-    with pytest.raises(ValueError, match="which"):
+    with raises_naming(ValueError, "which", "'best'"):
         load_checkpoint_weights(tmp_path, "best")  # type: ignore[arg-type]
 
 
@@ -122,7 +123,7 @@ def test_stop_request_checkpoints_that_step_and_resume_is_byte_identical(tmp_pat
 
     model_b, _ = _setup()
     try:
-        with pytest.raises(StopRequested, match="stopped at step 13 of 30"):
+        with raises_naming(StopRequested, "step 13 of 30", str(tmp_path / "b")):
             train(model_b, LOSS, data, _cfg(), tmp_path / "b", progress=False, callback=stop_at_13)
     finally:
         clear_stop()
@@ -142,7 +143,7 @@ def test_nan_loss_raises_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
         loss = LOSS(m, x0, g)
         return loss * float("nan") if calls["n"] == 15 else loss
 
-    with pytest.raises(TrainingDivergedError, match="step 15"):
+    with raises_naming(TrainingDivergedError, "nan", "step 15"):
         train(model, bad_loss, data, _cfg(), tmp_path, progress=False)
     meta = read_checkpoint_meta(tmp_path)
     assert meta is not None and meta["step"] == 10
@@ -164,7 +165,7 @@ def test_wall_clock_budget_stops_early(tmp_path: Path) -> None:
 
 def test_bad_data(tmp_path: Path) -> None:
     model, _ = _setup()
-    with pytest.raises(ValueError, match="train_data"):
+    with raises_naming(ValueError, "train_data", "(0, 3)"):
         train(model, LOSS, torch.zeros(0, 3), _cfg(), tmp_path, progress=False)
 
 
@@ -175,7 +176,7 @@ def test_resume_refuses_a_mixed_checkpoint(tmp_path: Path) -> None:
     train(model, LOSS, data, _cfg(steps=10), tmp_path, progress=False)
     weights = load_file(str(tmp_path / "model.safetensors"))
     save_file(weights, str(tmp_path / "model.safetensors"), metadata={"step": "20"})
-    with pytest.raises(CheckpointError, match="inconsistent checkpoint"):
+    with raises_naming(CheckpointError, str(tmp_path), "'model.safetensors': 20"):
         train(model, LOSS, data, _cfg(steps=30), tmp_path, progress=False)
 
 

@@ -15,6 +15,7 @@ from pipeline.ambient.curvature import (
     torus_of_revolution_projector,
 )
 from pipeline.geometry import FlatTorus, Sphere
+from tests.errors import raises_naming
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 6, 10])
@@ -59,5 +60,5 @@ def test_torus_of_revolution_is_not_plus_half(phi: float) -> None:
 def test_rank_mismatch_raises() -> None:
     man = Sphere(2)
     z = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
-    with pytest.raises(ValueError, match="rank"):
+    with raises_naming(ValueError, "rank 2", "dimension 1"):
         curvature_operators(manifold_projector(man), z, 1)

@@ -19,6 +19,7 @@ from pipeline.ambient.langevin import (
 from pipeline.ambient.langevin_simulation import langevin_equilibrium
 from pipeline.geometry import Sphere
 from pipeline.geometry.vmf import vmf_mean_resultant
+from tests.errors import raises_naming
 
 
 @pytest.mark.parametrize("d", [1, 2, 6, 10])
@@ -80,7 +81,7 @@ def test_simulation_agrees_with_quadrature(d: int) -> None:
 
 
 def test_extrapolation_needs_two_steps() -> None:
-    with pytest.raises(ValueError, match="two step sizes"):
+    with raises_naming(ValueError, "step-size extrapolation"):
         langevin_equilibrium(
             constant_drift(1.0), Sphere(2), 1.0, [0.01], 10, 0.1, 0.1, torch.Generator()
         )

@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.data.errors import CatalogueError
 from pipeline.data.registry import CatalogueSpec, parse_catalogues
+from tests.errors import raises_naming
 
 BASE: dict[str, Any] = {"file": "a.csv", "lat_col": "lat", "lon_col": "lon"}
 
@@ -20,34 +21,34 @@ def test_defaults_and_parse_order() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cfg", "match"),
+    ("cfg", "names"),
     [
-        ({**BASE, "extra": 1}, r"unknown keys \['extra'\]"),
-        ({"file": "a.csv", "lat_col": "lat"}, r"missing keys \['lon_col'\]"),
-        ({**BASE, "file": "/abs/a.csv"}, "relative file name"),
-        ({**BASE, "file": "../a.csv"}, "relative file name"),
-        ({**BASE, "lat_col": True}, "column name or index"),
-        ({**BASE, "lat_col": -1}, "must be >= 0"),
-        ({**BASE, "lat_col": " "}, "column name or index"),
-        ({**BASE, "lon_col": "LAT"}, "same column"),
-        ({**BASE, "skip_lines": -1}, "skip_lines"),
-        ({**BASE, "skip_lines": True}, "skip_lines"),
-        ({**BASE, "skip_lines": "some"}, "skip_lines"),
-        ({**BASE, "has_header": "yes"}, "has_header"),
-        ({**BASE, "has_header": False}, "must be integer indices"),
+        ({**BASE, "extra": 1}, ("ingest.catalogues.x", "['extra']")),
+        ({"file": "a.csv", "lat_col": "lat"}, ("ingest.catalogues.x", "['lon_col']")),
+        ({**BASE, "file": "/abs/a.csv"}, ("ingest.catalogues.x.file", "'/abs/a.csv'")),
+        ({**BASE, "file": "../a.csv"}, ("ingest.catalogues.x.file", "'../a.csv'")),
+        ({**BASE, "lat_col": True}, ("ingest.catalogues.x.lat_col", "True")),
+        ({**BASE, "lat_col": -1}, ("ingest.catalogues.x.lat_col", "-1")),
+        ({**BASE, "lat_col": " "}, ("ingest.catalogues.x.lat_col", "' '")),
+        ({**BASE, "lon_col": "LAT"}, ("ingest.catalogues.x", "lat_col", "lon_col", "'lat'")),
+        ({**BASE, "skip_lines": -1}, ("ingest.catalogues.x.skip_lines", "-1")),
+        ({**BASE, "skip_lines": True}, ("ingest.catalogues.x.skip_lines", "True")),
+        ({**BASE, "skip_lines": "some"}, ("ingest.catalogues.x.skip_lines", "'some'")),
+        ({**BASE, "has_header": "yes"}, ("ingest.catalogues.x.has_header", "'yes'")),
+        ({**BASE, "has_header": False}, ("ingest.catalogues.x", "has_header", "lat_col/lon_col")),
     ],
 )
-def test_invalid_specs(cfg: dict[str, Any], match: str) -> None:
-    with pytest.raises(CatalogueError, match=match):
+def test_invalid_specs(cfg: dict[str, Any], names: tuple[str, ...]) -> None:
+    with raises_naming(CatalogueError, *names):
         CatalogueSpec.from_dict("x", cfg)
 
 
 @pytest.mark.parametrize("name", ["", "a b", "../x", "_x"])
 def test_invalid_names(name: str) -> None:
-    with pytest.raises(CatalogueError, match="catalogue name"):
+    with raises_naming(CatalogueError, f"ingest.catalogues.{name}", repr(name)):
         CatalogueSpec.from_dict(name, BASE)
 
 
 def test_empty_registry() -> None:
-    with pytest.raises(CatalogueError, match="non-empty mapping"):
+    with raises_naming(CatalogueError, "ingest.catalogues"):
         parse_catalogues({})

@@ -22,6 +22,7 @@ import yaml
 from pipeline.flows.dask_processes import ProcessCluster, local_process_cluster
 from pipeline.flows.runners import DASK_ADDRESS_ENV
 from stages import evaluate, ingest, split, train, train_config
+from tests.errors import raises_naming
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -265,8 +266,11 @@ def test_workers_started_in_another_folder_write_where_the_stage_runs(  # type: 
 
 
 def test_a_worker_that_cannot_see_the_project_says_so_in_one_line(tmp_path: Path) -> None:
+    import socket
+
     from stages.common import worker_sees
 
-    with pytest.raises(FileNotFoundError, match="not found on .*shared") as info:
-        worker_sees(str(tmp_path / "data/processed/tiny.nc"))
+    path = str(tmp_path / "data/processed/tiny.nc")
+    with raises_naming(FileNotFoundError, path, socket.gethostname(), "shared") as info:
+        worker_sees(path)
     assert "\n" not in str(info.value) and str(tmp_path) in str(info.value)

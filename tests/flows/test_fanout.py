@@ -18,6 +18,7 @@ from pipeline.flows.fanout import (
     run_in_flow,
     run_seeds,
 )
+from tests.errors import raises_naming
 
 # Process and Dask workers unpickle the test functions by value (this module is not importable
 # there).
@@ -93,7 +94,7 @@ def test_transient_error_is_retried(prefect_harness: None) -> None:
 
 def test_value_error_is_not_retried(prefect_harness: None) -> None:
     flaky = _Flaky(ValueError("bad input row"), n_failures=1)
-    with pytest.raises(ValueError, match="bad input row") as info:
+    with raises_naming(ValueError, "bad input row") as info:
         run_seeds(flaky, [0, 1], {"kind": "thread"}, retries=3, retry_delay_seconds=0)
     assert flaky.calls == {0: 1, 1: 1}
     assert any("failed seeds: [0, 1]" in note for note in info.value.__notes__)
@@ -101,7 +102,7 @@ def test_value_error_is_not_retried(prefect_harness: None) -> None:
 
 def test_retries_exhausted_raise_the_transient_error(prefect_harness: None) -> None:
     flaky = _Flaky(TransientError("still down"), n_failures=5)
-    with pytest.raises(TransientError, match="still down"):
+    with raises_naming(TransientError, "still down"):
         run_seeds(flaky, [3], {"kind": "thread"}, retries=1, retry_delay_seconds=0)
     assert flaky.calls == {3: 2}
 
@@ -140,7 +141,7 @@ def test_retry_condition_reads_the_failed_state() -> None:
 
 @pytest.mark.parametrize("seeds", [[], [0, 0], [1.5]], ids=["empty", "duplicate", "non-integer"])
 def test_run_seeds_rejects_bad_seeds(seeds: list) -> None:
-    with pytest.raises(ValueError, match="run_seeds"):
+    with raises_naming(ValueError, "run_seeds"):
         run_seeds(seeded_torch_work, seeds)
 
 
@@ -157,5 +158,5 @@ def test_run_in_flow_returns_and_raises(prefect_harness: None) -> None:
     def boom() -> None:
         raise ValueError("row 3 is bad")
 
-    with pytest.raises(ValueError, match="row 3 is bad"):
+    with raises_naming(ValueError, "row 3 is bad"):
         run_in_flow(boom, "ingest-broken")

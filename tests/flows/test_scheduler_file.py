@@ -19,6 +19,7 @@ import pytest
 
 from pipeline.flows import dask_processes
 from pipeline.flows.dask_processes import local_process_cluster
+from tests.errors import raises_naming
 
 ADDRESS = "tcp://127.0.0.1:40123"
 COMPLETE = json.dumps({"type": "Scheduler", "id": "Scheduler-1", "address": ADDRESS})
@@ -112,7 +113,7 @@ def test_a_partially_written_scheduler_file_is_waited_for(fakes: _Fakes, tmp_pat
 
 def test_a_scheduler_that_dies_mid_write_is_a_timeout_error(fakes: _Fakes, tmp_path: Path) -> None:
     fakes.scheduler_alive = False
-    with pytest.raises(TimeoutError, match="scheduler.log"):
+    with raises_naming(TimeoutError, str(tmp_path / "cluster" / "scheduler.log")):
         with local_process_cluster(1, tmp_path / "cluster", env={}, timeout=30):
             pass  # pragma: no cover - never reached
     assert len(fakes.procs) == 1 and fakes.stopped == fakes.procs  # no worker was started

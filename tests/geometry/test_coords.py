@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from pipeline.geometry.coords import latlon_to_xyz, normalize_longitude, xyz_to_latlon
+from tests.errors import raises_naming
 
 KNOWN = [
     # lat, lon, expected xyz
@@ -136,11 +137,11 @@ def test_integer_input_becomes_float64() -> None:
 
 
 def test_invalid_inputs_raise() -> None:
-    with pytest.raises(ValueError, match="latitude outside"):
+    with raises_naming(ValueError, "latlon_to_xyz", "latitude"):
         latlon_to_xyz(np.array([91.0]), np.array([0.0]))
-    with pytest.raises(ValueError, match="latitude outside"):
+    with raises_naming(ValueError, "latlon_to_xyz", "latitude"):
         latlon_to_xyz(torch.tensor([-90.5]), torch.tensor([0.0]))
-    with pytest.raises(ValueError, match=r"shape \(\.\.\., 3\)"):
+    with raises_naming(ValueError, "xyz_to_latlon", "(4, 2)"):
         xyz_to_latlon(np.zeros((4, 2)))
-    with pytest.raises(ValueError, match=r"shape \(\.\.\., 3\)"):
+    with raises_naming(ValueError, "xyz_to_latlon", "(4, 2)"):
         xyz_to_latlon(torch.zeros(4, 2))

@@ -9,6 +9,7 @@ import torch
 
 from pipeline.geometry import Euclidean, FlatTorus, Manifold, Sphere
 from pipeline.so3.manifold import SO3, rodrigues
+from tests.errors import raises_naming
 
 MANIFOLDS = [Sphere(1), Sphere(2), Sphere(5), FlatTorus(1), FlatTorus(2), Euclidean(3), SO3()]
 SEEDS = [0, 1, 2, 3, 4]
@@ -146,9 +147,9 @@ def test_random_normal_tangent_is_standard(manifold: Manifold, gen: torch.Genera
 
 def test_uniform(manifold: Manifold, gen: torch.Generator) -> None:
     if isinstance(manifold, Euclidean):
-        with pytest.raises(ValueError, match="infinite volume"):
+        with raises_naming(ValueError, repr(manifold)):
             manifold.random_uniform(3, dtype=DT, generator=gen)
-        with pytest.raises(ValueError, match="infinite volume"):
+        with raises_naming(ValueError, repr(manifold)):
             manifold.uniform_logprob(torch.zeros(2, 3, dtype=DT))
         return
     x = manifold.random_uniform(4000, dtype=DT, generator=gen)
@@ -192,7 +193,7 @@ def test_check_point_and_assert_point() -> None:
     assert not s.check_point(x)
     assert s.check_point(x[:1])
     assert not s.check_point(torch.ones(2, 4, dtype=DT))
-    with pytest.raises(ValueError, match="not on Sphere"):
+    with raises_naming(ValueError, "Sphere(2)"):
         s.assert_point(x)
     assert not s.check_vector(x[:1], torch.tensor([[1.0, 1.0, 0.0]], dtype=DT))
 
@@ -210,9 +211,9 @@ def test_sphere_exp_matches_closed_form() -> None:
 
 
 def test_bad_constructor_arguments() -> None:
-    with pytest.raises(ValueError, match="Sphere dimension"):
+    with raises_naming(ValueError, "Sphere", "dimension"):
         Sphere(0)
-    with pytest.raises(ValueError, match="FlatTorus"):
+    with raises_naming(ValueError, "FlatTorus"):
         FlatTorus(0)
-    with pytest.raises(ValueError, match="last axis"):
+    with raises_naming(ValueError, "Sphere(2)", "(3, 4)"):
         Sphere(2).projx(torch.ones(3, 4))

@@ -10,6 +10,7 @@ import torch
 from pipeline.geometry import Euclidean, Sphere
 from pipeline.models import EMA, MLP, MLPConfig, TangentScoreModel, build_score_model
 from pipeline.models.divergence import manifold_divergence
+from tests.errors import raises_naming
 
 
 @pytest.mark.parametrize("activation", ["sine", "silu"])
@@ -44,9 +45,9 @@ def test_sine_init_keeps_activation_scale() -> None:
 
 
 def test_mlp_config_rejects_unknown_keys() -> None:
-    with pytest.raises(ValueError, match="unknown MLP config keys"):
+    with raises_naming(ValueError, "['width']"):
         MLPConfig.from_dict({"width": 3})
-    with pytest.raises(ValueError, match="activation"):
+    with raises_naming(ValueError, "activation", "'relu'"):
         MLP(3, 3, activation="relu")  # type: ignore[arg-type]
 
 
@@ -116,7 +117,7 @@ def test_divergence_euclidean_is_trace() -> None:
     x = torch.randn(7, 3, dtype=torch.float64)
     _, div = manifold_divergence(lambda z: z @ mat.T, x, flat)
     torch.testing.assert_close(div, torch.full((7,), -1.5, dtype=torch.float64))
-    with pytest.raises(ValueError, match="divergence method"):
+    with raises_naming(ValueError, "divergence method", "'bogus'"):
         manifold_divergence(lambda z: z, x, flat, method="bogus")  # type: ignore[arg-type]
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.numerics import composite_gauss_legendre
+from tests.errors import raises_naming
 
 
 @pytest.mark.parametrize("order", [1, 3, 8])
@@ -32,5 +33,5 @@ def test_batched_edges_integrate_each_row() -> None:
 
 @pytest.mark.parametrize(("edges", "order"), [([0.0, 1.0], 0), ([1.0], 4), (2.0, 4)])
 def test_bad_arguments_raise(edges: object, order: int) -> None:
-    with pytest.raises(ValueError, match="order|edges"):
+    with raises_naming(ValueError, "order" if order < 1 else "edges"):
         composite_gauss_legendre(edges, order)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.query.points import PointsError, parse_latlon_pairs, read_points_csv
+from tests.errors import raises_naming
 
 
 def test_pairs_parse_and_wrap_longitudes_into_the_project_range() -> None:
@@ -63,5 +64,5 @@ def test_bad_csv_rows_name_the_file_and_line(tmp_path: Path, text: str, message:
 
 
 def test_missing_points_file(tmp_path: Path) -> None:
-    with pytest.raises(PointsError, match="no such file"):
+    with raises_naming(PointsError, str(tmp_path / "none.csv")):
         read_points_csv(tmp_path / "none.csv")

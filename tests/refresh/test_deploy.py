@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import yaml
 
 from pipeline.refresh.deploy import (
@@ -14,6 +13,7 @@ from pipeline.refresh.deploy import (
     check_server,
     deployment_cron,
 )
+from tests.errors import raises_naming
 
 REPO = Path(__file__).resolve().parents[2]
 DEAD_API = "http://127.0.0.1:9/api"  # the discard port: nothing answers there
@@ -51,17 +51,17 @@ def test_deployment_builds_with_its_cron_schedule_without_a_server(tmp_path: Pat
 
 
 def test_invalid_cron_is_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="cron"):
+    with raises_naming(ValueError, "every tuesday"):
         build_refresh_deployment(tmp_path, cron="every tuesday")
 
 
 def test_prefect_yaml_without_refresh_schedule_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "prefect.yaml").write_text("deployments:\n  - name: other\n")
-    with pytest.raises(ServeError, match="no deployment 'refresh'"):
+    with raises_naming(ServeError, "prefect.yaml", "'refresh'"):
         deployment_cron(tmp_path)
     assert deployment_cron(tmp_path / "absent") == DEFAULT_CRON
 
 
 def test_serve_needs_a_running_server() -> None:
-    with pytest.raises(ServeError, match="prefect server start --host 127.0.0.1"):
+    with raises_naming(ServeError, DEAD_API, "prefect server start --host 127.0.0.1"):
         check_server(DEAD_API, timeout=2.0)

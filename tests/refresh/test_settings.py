@@ -13,6 +13,7 @@ from pipeline.refresh.settings import (
     check_split_protocol,
     load_refresh_settings,
 )
+from tests.errors import raises_naming
 
 INGEST = """\
 ingest:
@@ -40,17 +41,19 @@ def test_raw_dir_and_split_protocol_come_from_params(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("text", "names"),
     [
-        (None, "cannot read the project's params"),
-        ("split: {protocol: rsgm}\n", "no 'ingest.catalogues' section"),
-        (INGEST.replace("0.25", "true"), "'ingest.max_reject_fraction' must be a number"),
+        (None, ("params.yaml",)),
+        ("split: {protocol: rsgm}\n", ("params.yaml", "ingest.catalogues")),
+        (INGEST.replace("0.25", "true"), ("params.yaml", "ingest.max_reject_fraction", "True")),
     ],
 )
-def test_bad_params_fail_with_one_line(tmp_path: Path, text: str | None, message: str) -> None:
+def test_bad_params_fail_with_one_line(
+    tmp_path: Path, text: str | None, names: tuple[str, ...]
+) -> None:
     if text is not None:
         (tmp_path / "params.yaml").write_text(text)
-    with pytest.raises(RefreshError, match=message):
+    with raises_naming(RefreshError, str(tmp_path / "params.yaml"), *names, one_line=True):
         load_refresh_settings(tmp_path)
 
 
@@ -75,7 +78,7 @@ def test_a_catalogue_override_decides_whether_its_rows_can_be_appended() -> None
     # auto takes appended rows; a per-catalogue 'rsgm' does not, and the message names its key.
     check_split_protocol(_plan(volcano=2, fire=0), "auto")
     check_split_protocol(_plan(volcano=0, fire=3), "auto", {"volcano": "rsgm"})
-    with pytest.raises(SplitProtocolError, match=r"split\.overrides\.volcano 'rsgm'") as info:
+    with raises_naming(SplitProtocolError, "split.overrides.volcano", "'rsgm'") as info:
         check_split_protocol(_plan(volcano=2, fire=3), "auto", {"volcano": "rsgm"})
     assert "2 new row(s) for volcano" in str(info.value) and "\n" not in str(info.value)
     check_split_protocol(_plan(volcano=2), "rsgm", {"volcano": "rsgm+hash"})

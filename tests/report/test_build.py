@@ -8,13 +8,13 @@ import math
 import re
 from pathlib import Path
 
-import pytest
 from report_helpers import _TEST_NLL, _Collector, _png, _summary
 
 from pipeline.published import PUBLISHED_NLL
 from pipeline.report.build import build_report
 from pipeline.report.document import Image, render_html
 from pipeline.report.versions import PreviousVersion, compare_versions
+from tests.errors import raises_naming
 
 
 def test_report_html_links_its_images_and_numbers_match_json(tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_report_without_previous_version_says_so(tmp_path: Path) -> None:
     )
     md = paths.markdown.read_text(encoding="utf-8")
     assert "No previous metrics at `HEAD` (no summary.json at HEAD)" in md
-    with pytest.raises(FileNotFoundError, match="missing.png"):
+    with raises_naming(FileNotFoundError, str(tmp_path / "missing.png"), "volcano"):
         build_report(_summary(), tmp_path, loss_pngs={"volcano": tmp_path / "missing.png"})
 
 
@@ -156,5 +156,5 @@ def test_render_html_embeds_images_without_a_folder_to_link_from(tmp_path: Path)
     assert src is not None and base64.b64decode(src.group(1).split(",", 1)[1]) == png.read_bytes()
     linked = render_html([Image(png, "alt", "caption")], "t", link_from=tmp_path)
     assert '<img src="a%20b.png"' in linked
-    with pytest.raises(ValueError, match="PNG"):
+    with raises_naming(ValueError, "PNG", "x.jpg"):
         render_html([Image(tmp_path / "x.jpg", "alt", "c")], "t", link_from=tmp_path)

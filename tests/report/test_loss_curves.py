@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import pytest
-
 from pipeline.report.loss_curves import draw_loss_curves
+from tests.errors import raises_naming
 
 
 def test_draw_loss_curves_writes_png(tmp_path: Path) -> None:
@@ -20,5 +19,5 @@ def test_draw_loss_curves_writes_png(tmp_path: Path) -> None:
     }
     out = draw_loss_curves(hist, "volcano", tmp_path / "loss" / "volcano.png", smooth_window=5)
     assert out.read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(ValueError, match=r"\[\[step, loss\]"):
+    with raises_naming(ValueError, "'m'", "seed '0'", "(2,)"):
         draw_loss_curves({"m": {"0": [1.0, 2.0]}}, "x", tmp_path / "bad.png")

@@ -7,11 +7,11 @@ import math
 import subprocess
 from pathlib import Path
 
-import pytest
 from report_helpers import _git, _summary
 
 from pipeline.report.revisions import compare_revisions, read_summary_at_revision
 from pipeline.report.versions import compare_versions
+from tests.errors import raises_naming
 
 
 def test_compare_revisions_reads_two_commits(tmp_path: Path) -> None:
@@ -45,7 +45,7 @@ def test_compare_revisions_reads_two_commits(tmp_path: Path) -> None:
     assert "HEAD is better on 4 of 4" in text
     ws = compare_revisions(repo, "HEAD", "workspace")
     assert sum("-0.2500" in ln for ln in ws.splitlines() if " test_nll_mean " in ln) == 4
-    with pytest.raises(FileNotFoundError, match="HEAD~5"):
+    with raises_naming(FileNotFoundError, "reports/summary.json", "'HEAD~5'"):
         read_summary_at_revision(repo, "HEAD~5")
 
 
@@ -67,7 +67,7 @@ def test_missing_summary_at_a_dvc_revision_is_a_clear_error(tmp_path: Path) -> N
     path.write_text(json.dumps(_summary()))
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "v1")
-    with pytest.raises(FileNotFoundError, match="HEAD~1"):
+    with raises_naming(FileNotFoundError, "reports/summary.json", "'HEAD~1'"):
         read_summary_at_revision(repo, "HEAD~1")
     assert cli_main(["--repo", str(repo), "compare", "HEAD~1", "HEAD"]) == 1
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
 from report_helpers import _summary
 
 from pipeline.report.summary import validate_summary
+from tests.errors import raises_naming
 
 
 def test_validate_summary_names_the_problem() -> None:
     bad = _summary()
     del bad["results"]["volcano"]["rsgm"]["per_seed"][2]["test_nll"]
-    with pytest.raises(ValueError, match=r"results\['volcano'\]\['rsgm'\]\['per_seed'\]\[2\]"):
+    with raises_naming(ValueError, "results['volcano']['rsgm']['per_seed'][2]", "['test_nll']"):
         validate_summary(bad)
     bad = _summary()
     bad["results"]["volcano"]["rsgm"]["per_seed"][0]["nfe"] = "many"
-    with pytest.raises(ValueError, match="'nfe'\\] must be a number"):
+    with raises_naming(ValueError, "results['volcano']['rsgm']['per_seed'][0]['nfe']", "'many'"):
         validate_summary(bad)
-    with pytest.raises(ValueError, match="missing top-level key 'seeds'"):
+    with raises_naming(ValueError, "'seeds'"):
         validate_summary({"protocol": "p", "units": "u", "results": {}})

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
 from pipeline.geometry import Sphere
 from pipeline.sde.exact_sampler import exact_bm_sample
 from pipeline.sde.heat_kernel import heat_kernel_score
 from pipeline.sde.heat_kernel_table import HeatKernelScoreTable
+from tests.errors import raises_naming
 
 SPHERE = Sphere(2)
 S_MIN, S_MAX = 1e-5, 2.5
@@ -63,14 +63,14 @@ def test_rows_off_the_table_use_the_closed_form() -> None:
 
 
 def test_errors() -> None:
-    with pytest.raises(ValueError, match="s_min < s_max"):
+    with raises_naming(ValueError, "s_min=1.0", "s_max=0.5"):
         HeatKernelScoreTable(1.0, 0.5)
-    with pytest.raises(ValueError, match="grid points"):
+    with raises_naming(ValueError, "n_theta=1"):
         HeatKernelScoreTable(1e-3, 1.0, n_theta=1)
     x, x0, s = _draws(4, 1e-3, 1.0, seed=3)
-    with pytest.raises(ValueError, match="shape"):
+    with raises_naming(ValueError, "x0", "(3, 3)"):
         TABLE(x, x0[:3], s)
-    with pytest.raises(ValueError, match="> 0"):
+    with raises_naming(ValueError, "heat time s"):
         TABLE(x, x0, torch.zeros(4, dtype=torch.float64))
 
 

@@ -21,6 +21,7 @@ import psutil
 import pytest
 import yaml
 
+from tests.errors import raises_naming
 from tests.stages.stage_helpers import write_tiny_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -223,7 +224,7 @@ def test_pf_ode_stops_on_request() -> None:
     x = sphere.random_uniform(8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     request_stop()
     try:
-        with pytest.raises(StopRequested, match="PF-ODE stopped on SIGINT"):
+        with raises_naming(StopRequested, "PF-ODE", "SIGINT"):
             pf_ode_logp(
                 lambda z, t: torch.zeros_like(z), BrownianMotion(sphere, LinearBeta(0.001, 5.0)), x
             )

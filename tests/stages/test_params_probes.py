@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pipeline.config import deep_merge
+from tests.errors import raises_naming
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -147,7 +148,5 @@ def test_unknown_top_level_section_is_named() -> None:
     from pipeline.config.params_schema import check_params
     from pipeline.config.schema import ParamsError
 
-    with pytest.raises(
-        ParamsError, match="unknown key 'trian' in the top level; did you mean 'train'"
-    ):
+    with raises_naming(ParamsError, "params.yaml", "'trian'", "'train'"):
         check_params({"trian": {}})

@@ -22,6 +22,7 @@ from pipeline.variants.kde.density import (
     load_kde,
     save_kde,
 )
+from tests.errors import raises_naming
 
 
 def _unit(n: int, seed: int) -> torch.Tensor:
@@ -147,11 +148,11 @@ def test_search_is_deterministic_and_picks_from_the_grids() -> None:
 
 
 def test_config_rejects_unknown_keys_and_bad_values() -> None:
-    with pytest.raises(KeyError, match="bandwidth"):
+    with raises_naming(KeyError, "kde", "['bandwidth']"):
         KDEConfig.from_dict({"bandwidth": 1.0})
-    with pytest.raises(ValueError, match="kernel"):
+    with raises_naming(ValueError, "kde.kernel", "'gauss'"):
         KDEConfig.from_dict({"kernel": "gauss"})
-    with pytest.raises(ValueError, match="broad_weight_grid"):
+    with raises_naming(ValueError, "kde.broad_weight_grid"):
         KDEConfig.from_dict({"broad_weight_grid": [1.0]})
 
 
@@ -164,7 +165,7 @@ def test_save_and_load_round_trip(tmp_path) -> None:
     x = _unit(30, 11)
     torch.testing.assert_close(back.log_prob(x), fit.density.log_prob(x), rtol=0, atol=0)
     (tmp_path / "kde.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(ValueError, match="kde.safetensors"):
+    with raises_naming(ValueError, str(tmp_path / "kde.safetensors")):
         load_kde(tmp_path)
 
 

@@ -27,6 +27,7 @@ from pipeline.variants.dsb.losses import (
     mean_matching_target,
     transport,
 )
+from tests.errors import raises_naming
 
 SPHERE = Sphere(2)
 SCHED = LinearBeta(beta_0=1e-3, beta_1=5.0, T=1.0)
@@ -238,8 +239,8 @@ def test_mean_matching_targets_subtract_the_frozen_drift_for_both_directions() -
             t_sampler=TimeSampler("uniform", 1e-3, 1.0),
         )  # fmt: skip
         torch.testing.assert_close(loss_fn(model, rows, gen), direct)
-    with pytest.raises(ValueError, match="learn"):
+    with raises_naming(ValueError, "learn", "'sideways'"):
         make_mean_matching_loss(None, "sideways", SPHERE, sched)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="step rows"):
+    with raises_naming(ValueError, "step rows", "(B, 8)"):
         bad_rows = rows[:, :4]
         make_mean_matching_loss(None, "forward", SPHERE, sched)(Scaled(_grad_field), bad_rows, gen)
