@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export PREFECT_LOGGING_LEVEL ?= WARNING
 
-.PHONY: install run test lint smoke clean-venv
+.PHONY: install run test test-fast lint smoke clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -24,8 +24,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/geosgm run
 
+# Two workers (pytest-xdist); a file's tests stay together and in order (module fixtures).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# The edit-test loop: everything but the tests that start processes or servers.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m 'not slow and not process'
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline stages tests tools benchmarks

@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 
 from pipeline.checkpoints import (
@@ -58,6 +59,7 @@ def _train(out: Path, kill_at: int = 0) -> int:
     return proc.returncode
 
 
+@pytest.mark.process  # trains in a subprocess
 def test_kill_9_during_a_checkpoint_write_then_rerun_gives_identical_bytes(tmp_path: Path) -> None:
     assert _train(tmp_path / "ref") == 0
     # Killed while writing the step-20 checkpoint: model.safetensors already says step 20,
@@ -69,6 +71,7 @@ def test_kill_9_during_a_checkpoint_write_then_rerun_gives_identical_bytes(tmp_p
         assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes()
 
 
+@pytest.mark.process  # trains in a subprocess
 def test_truncated_weights_name_the_file_and_the_fix(tmp_path: Path) -> None:
     assert _train(tmp_path) == 0
     path = tmp_path / "ema.safetensors"
@@ -94,6 +97,7 @@ def test_corrupt_meta_and_model_card_are_one_line_errors(tmp_path: Path) -> None
         load_trained(tmp_path, device="cpu")
 
 
+@pytest.mark.process  # trains in a subprocess
 def test_damaged_state_is_refused_without_restart(tmp_path: Path) -> None:
     import test_training as t
 

@@ -30,7 +30,10 @@ from pipeline.process_group import (
     supervise,
 )
 
-pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals and sessions")
+pytestmark = [
+    pytest.mark.process,
+    pytest.mark.skipif(os.name != "posix", reason="POSIX signals and sessions"),
+]
 
 # A stage stand-in: argv = out_dir, role, behaviour. "checkpoint": on SIGINT/SIGTERM write
 # <role>.stopped and exit 130 (what a stage does); "ignore": ignore both signals. A "child"

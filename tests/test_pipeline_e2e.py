@@ -29,6 +29,8 @@ import yaml
 from pipeline.config import deep_merge
 from pipeline.flows.server import local_prefect_server
 
+pytestmark = pytest.mark.process  # dvc repro of the whole pipeline
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COPY = ["dvc.yaml", "params.yaml", "profiles", "pipeline", "stages", ".dvcignore"]

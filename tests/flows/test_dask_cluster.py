@@ -24,7 +24,7 @@ from pipeline.flows.runners import DASK_ADDRESS_ENV
 from stages import evaluate, ingest, split, train, train_config
 from tests.errors import raises_naming
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = [pytest.mark.process, pytest.mark.usefixtures("prefect_harness")]
 
 
 @pytest.fixture

@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from pipeline.flows.dvc_repro import DvcReproError, run_dvc_repro, stop_process_group
 from tests.errors import raises_naming
+
+pytestmark = pytest.mark.process  # dvc repro children
 
 
 def _group_alive(pgid: int) -> bool:

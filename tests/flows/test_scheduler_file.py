@@ -21,6 +21,8 @@ from pipeline.flows import dask_processes
 from pipeline.flows.dask_processes import local_process_cluster
 from tests.errors import raises_naming
 
+pytestmark = pytest.mark.process  # a Dask scheduler process
+
 ADDRESS = "tcp://127.0.0.1:40123"
 COMPLETE = json.dumps({"type": "Scheduler", "id": "Scheduler-1", "address": ADDRESS})
 PARTIAL = COMPLETE[: COMPLETE.index("address") + 4]  # what a reader sees mid-write

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipeline.query.bundle import (
     BUNDLE_DIR,
     BUNDLE_REMOTE,
@@ -18,6 +20,8 @@ from pipeline.query.bundle import (
 )
 from tests.errors import raises_naming
 from tools.bundle import bundle_targets, copy_to_bundle, lock_stages, stage_objects
+
+pytestmark = pytest.mark.process  # dvc fetches from the bundle
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 

@@ -14,6 +14,8 @@ import pytest
 from pipeline.refresh.command import EXIT_LOCKED, refresh_command
 from pipeline.refresh.lock import LOCK_NAME, lock_holder, refresh_lock
 
+pytestmark = pytest.mark.process  # geosgm refresh processes
+
 HOLD = """
 import sys
 from pathlib import Path

@@ -29,6 +29,8 @@ from pipeline.refresh.journal import BACKUP_DIR, JOURNAL_NAME
 from pipeline.refresh.lock import LOCK_NAME, refresh_lock
 from tests.errors import raises_naming
 
+pytestmark = pytest.mark.process  # refresh runs dvc repro
+
 REPO = Path(__file__).resolve().parents[2]
 
 VOLCANO_RAW = b"# source: NOAA\nLatitude,Longitude\n-30.2,-178.47\n30.78,130.28\n11.984,-86.161"

@@ -7,11 +7,14 @@ import math
 import subprocess
 from pathlib import Path
 
+import pytest
 from report_helpers import _git, _summary
 
 from pipeline.report.revisions import compare_revisions, read_summary_at_revision
 from pipeline.report.versions import compare_versions
 from tests.errors import raises_naming
+
+pytestmark = pytest.mark.process  # git and dvc at revisions
 
 
 def test_compare_revisions_reads_two_commits(tmp_path: Path) -> None:

@@ -131,6 +131,7 @@ def _dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.process  # dvc repro
 def test_dvc_repro_ingest_split(tmp_path: Path, tiny_catalogue: Any) -> None:
     """`dvc repro` of ingest+split in a copy of the project; a second repro runs nothing."""
     proj = tmp_path / "proj"

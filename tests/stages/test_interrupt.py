@@ -24,6 +24,8 @@ import yaml
 from tests.errors import raises_naming
 from tests.stages.stage_helpers import write_tiny_catalogue
 
+pytestmark = pytest.mark.process  # stage subprocesses stopped by signals
+
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 1500
 SEEDS = (0, 1)

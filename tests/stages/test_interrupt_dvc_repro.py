@@ -35,6 +35,8 @@ import yaml
 from pipeline.config import deep_merge
 from tests.stages.stage_helpers import write_tiny_catalogue
 
+pytestmark = pytest.mark.process  # dvc repro stopped by signals
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 COPY = ["dvc.yaml", "params.yaml", "profiles", "pipeline", "stages", ".dvcignore"]
