@@ -23,7 +23,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -46,10 +45,9 @@ def _repo_dir(arg: str | None) -> Path:
 
 
 def _dvc_executable() -> str:
-    exe = Path(sys.executable).with_name("dvc")
-    if exe.is_file():
-        return str(exe)
-    found = shutil.which("dvc")
+    from pipeline.query.bundle import dvc_executable
+
+    found = dvc_executable()
     if found is None:
         raise SystemExit("geosgm: the dvc executable was not found next to python or on PATH")
     return found

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import os
 import sys
 import time
@@ -132,6 +133,28 @@ def retry_on_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any
     return isinstance(exc, BaseException) and is_transient(exc)
 
 
+class _QuietStops(logging.Filter):
+    """Drops Prefect's "Finished in state Failed('StopRequested: ...')" records.
+
+    Prefect logs every run that does not complete at ERROR; on a stop request that is one
+    line per seed and one per flow beside the stage's own one line (issue 33's "one line").
+    """
+
+    STOPS = ("StopRequested", "KeyboardInterrupt")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not ("Finished in state" in message and any(s in message for s in self.STOPS))
+
+
+def _quiet_prefect_stop_lines() -> None:
+    """Attach :class:`_QuietStops` to Prefect's run loggers, once per process."""
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _QuietStops) for f in logger.filters):
+            logger.addFilter(_QuietStops())
+
+
 def run_seeds(
     fn: Callable[[int], R],
     seeds: Sequence[int],
@@ -193,6 +216,8 @@ def run_seeds(
     from prefect.cache_policies import NO_CACHE
     from prefect.futures import wait
     from prefect.states import Failed
+
+    _quiet_prefect_stop_lines()
 
     def seed_run(seed: int) -> Any:
         try:

@@ -26,6 +26,7 @@ __all__ = [
     "INDEX_FILE",
     "QUERY_FILES",
     "bundle_index",
+    "dvc_executable",
     "fetch_from_bundle",
     "fitting_stage",
 ]
@@ -54,7 +55,8 @@ def fitting_stage(catalogue: str, model: str) -> str:
     return f"{variant.fitted_by}@{catalogue}-{model}"
 
 
-def _dvc() -> str | None:
+def dvc_executable() -> str | None:
+    """The ``dvc`` beside this interpreter (the project's venv), else on PATH; None if neither."""
     beside = Path(sys.executable).with_name("dvc")
     return str(beside) if beside.is_file() else shutil.which("dvc")
 
@@ -89,7 +91,7 @@ def fetch_from_bundle(repo: Path, stage: str, timeout: float = 600.0) -> bool:
     is missing, or the bundle does not hold the outputs ``dvc.lock`` names (e.g. after params
     changed): the caller then says how to fit.
     """
-    dvc = _dvc()
+    dvc = dvc_executable()
     index = bundle_index(repo)
     if dvc is None or stage not in index:
         return False

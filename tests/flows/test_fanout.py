@@ -160,3 +160,46 @@ def test_run_in_flow_returns_and_raises(prefect_harness: None) -> None:
 
     with raises_naming(ValueError, "row 3 is bad"):
         run_in_flow(boom, "ingest-broken")
+
+
+def _double(seed: int) -> int:
+    return 2 * seed
+
+
+def test_a_stop_request_leaves_no_prefect_error_line(prefect_harness: None) -> None:
+    """On a stop, the stage prints its one line; Prefect's "Finished in state Failed" ERROR
+    record for each seed (and the flow) is dropped, and other failures still log."""
+    import logging
+
+    from pipeline.stopping import StopRequested
+
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.ERROR:
+                self.messages.append(record.getMessage())
+
+    def stopped(seed: int) -> int:
+        raise StopRequested(f"train stopped on SIGINT (seed {seed})")
+
+    # A first run sets up Prefect's logging (its dictConfig replaces the loggers' handlers).
+    assert run_seeds(_double, [0], {"kind": "thread"}, flow_name="t-warm-up") == [0]
+    loggers = [logging.getLogger(n) for n in ("prefect.task_runs", "prefect.flow_runs")]
+    keep = Keep()
+    for logger in loggers:
+        logger.addHandler(keep)
+    try:
+        with raises_naming(StopRequested, "SIGINT"):
+            run_seeds(
+                stopped, [0, 1], {"kind": "thread"}, flow_name="t-stop", expected=(StopRequested,)
+            )
+        assert not [m for m in keep.messages if "StopRequested" in m], keep.messages
+        with raises_naming(ValueError, "bad input row"):
+            run_seeds(_Flaky(ValueError("bad input row"), 1), [0], {"kind": "thread"}, retries=0)
+        assert any("Finished in state Failed" in m for m in keep.messages), keep.messages
+    finally:
+        for logger in loggers:
+            logger.removeHandler(keep)
