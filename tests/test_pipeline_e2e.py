@@ -107,7 +107,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _run([str(BIN / "dvc"), "config", "core.analytics", "false"], root)
     _run(["git", "add", "-A"], root)
     _run(["git", "commit", "-qm", "tiny project"], root)
-    with local_prefect_server(root) as api_url:
+    with local_prefect_server(root, home=root / ".prefect") as api_url:
         since = datetime.now(timezone.utc).isoformat()
         _run([str(BIN / "dvc"), "repro"], root)
         runs = _flow_runs(api_url, since)
@@ -190,7 +190,7 @@ def test_repro_writes_every_artifact(project: Path) -> None:
 
 
 def test_second_repro_reruns_nothing(project: Path) -> None:
-    with local_prefect_server(project):
+    with local_prefect_server(project, home=project / ".prefect"):
         out = _run([str(BIN / "dvc"), "repro"], project).stdout
     ran = [line for line in out.splitlines() if line.startswith("Running stage")]
     assert ran == [], out
@@ -203,7 +203,7 @@ def test_identical_retrain_reruns_nothing_that_reads_the_weights(project: Path) 
     folder = project / "data/models/tiny_a/rsgm"
     before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     shutil.rmtree(folder)
-    with local_prefect_server(project):
+    with local_prefect_server(project, home=project / ".prefect"):
         _run([str(BIN / "dvc"), "repro", "-s", "train@tiny_a-rsgm"], project)
     after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     assert after == before
@@ -238,7 +238,7 @@ def test_a_new_catalogue_is_one_entry_and_reruns_no_other_catalogue(project: Pat
     stale = _stale(project)
     assert not any("tiny_a" in name for name in stale), sorted(stale)
     assert {"split@tiny_b", "train@tiny_b-rsgm", "evaluate@tiny_b-rsgm", "summarize"} <= stale
-    with local_prefect_server(project):
+    with local_prefect_server(project, home=project / ".prefect"):
         out = _run([str(BIN / "dvc"), "repro", "evaluate@tiny_b-rsgm"], project).stdout
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
     assert ran == {
@@ -266,7 +266,7 @@ def test_catalogue_override_stales_only_that_catalogues_training(project: Path) 
     # The override is in every train_config stage's params; the resolved configs decide which
     # training is stale. tiny_b's trained chain (rsgm) stands for the other catalogue.
     targets = ["--glob", "train_config@tiny_a-*", "train_config@tiny_b-rsgm"]
-    with local_prefect_server(project):
+    with local_prefect_server(project, home=project / ".prefect"):
         _run([str(BIN / "dvc"), "repro", "-s", *targets], project)
     stale = _stale(project)
     # kde takes no optim keys, so the override leaves its fit alone.

@@ -44,7 +44,10 @@ def _healthy(api_url: str, timeout: float = 2.0) -> bool:
 
 @contextmanager
 def local_prefect_server(
-    project_dir: Path, startup_timeout: float = 90.0, port: int | None = None
+    project_dir: Path,
+    startup_timeout: float = 90.0,
+    port: int | None = None,
+    home: Path | None = None,
 ) -> Iterator[str]:
     """Start ``prefect server start`` on 127.0.0.1 unless ``PREFECT_API_URL`` is already set.
 
@@ -57,6 +60,9 @@ def local_prefect_server(
         project_dir: Project root (``PREFECT_HOME`` defaults to ``<project_dir>/.prefect``).
         startup_timeout: Seconds to wait for the server's health check.
         port: Port to use (default: a free one).
+        home: The server's own ``PREFECT_HOME`` (its database and log), for a server that
+            must not share a database with another one running at the same time (tests on
+            parallel workers); default: this process's ``PREFECT_HOME``.
 
     Yields:
         The API URL, e.g. ``http://127.0.0.1:4242/api``.
@@ -74,12 +80,13 @@ def local_prefect_server(
         return
     port = free_port() if port is None else port
     api_url = f"http://127.0.0.1:{port}/api"
-    log_path = Path(project_dir) / ".prefect" / "server.log"
+    log_path = (Path(home) if home else Path(project_dir) / ".prefect") / "server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PREFECT_HOME": str(Path(home).resolve())} if home else None
     prefect_exe = Path(sys.executable).with_name("prefect")
     cmd = [str(prefect_exe), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("ab") as log:
-        proc = start_service(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=project_dir)
+        proc = start_service(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=project_dir, env=env)
     try:
         deadline = time.monotonic() + startup_timeout
         while not _healthy(api_url):

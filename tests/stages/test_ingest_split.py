@@ -152,7 +152,9 @@ def test_dvc_repro_ingest_split(tmp_path: Path, tiny_catalogue: Any) -> None:
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     subprocess.run(["git", "init", "-q"], cwd=proj, check=True)
 
-    with local_prefect_server(proj):  # one Prefect server for both stages' flows
+    # One Prefect server for both stages' flows, with its own database (not the one a test on
+    # another pytest-xdist worker may be writing to).
+    with local_prefect_server(proj, home=proj / ".prefect"):
         first = _dvc(proj, "repro", "ingest", "split")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "Running stage 'ingest@tiny'" in first.stdout
