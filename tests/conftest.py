@@ -38,7 +38,10 @@ def prefect_harness() -> Iterator[None]:
     """
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    # It waits on the server's health check; the bound only catches a server that never comes
+    # up. 60 s was too short with two suites of two xdist workers on 2 cores: the harness of
+    # one worker timed out, and every later test of that worker that needs it errored.
+    with prefect_test_harness(server_startup_timeout=300):
         yield
 
 
