@@ -17,18 +17,6 @@ from pipeline.flows.settings import apply_prefect_defaults
 apply_prefect_defaults(Path(__file__).resolve().parents[1])
 
 
-#: The longest test files (minutes each), run first: on two pytest-xdist workers (``make test``)
-#: they then overlap the rest of the suite instead of running alone at its end.
-LONGEST_FIRST = ("tests/test_pipeline_e2e.py", "tests/flows/test_dask_cluster.py")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Move :data:`LONGEST_FIRST` to the front, in its order; every other test keeps its order."""
-    del config
-    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
-
-
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """A temporary Prefect API and database shared by every test of the session (~10 s).
